@@ -1,0 +1,1 @@
+"""U-Net segmentation for QGIS: export training chips, train a U-Net, classify rasters."""

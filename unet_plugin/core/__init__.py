@@ -1,0 +1,1 @@
+"""Pure numpy/GDAL logic: no QGIS, no torch."""

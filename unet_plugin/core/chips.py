@@ -1,0 +1,373 @@
+"""Export Training Chips: cut imagery and labels into a georeferenced chip data set.
+
+The folder format (``dataset.json``, ``images/``, ``labels/``) is described in
+DESIGN.md; the Esri "Classified Tiles" files are written beside it so the same
+folder trains in arcgis.learn.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from osgeo import gdal
+
+from . import labels as lab
+from .errors import Canceled, UserInputError
+from .raster import (
+    check_bands, extent_window, open_raster, raster_info, read_window,
+    window_bounds, window_geotransform,
+)
+from .styles import BACKGROUND_COLOR
+from .windows import Window, grid
+
+FORMAT_NAME = "unet-qgis-chips"
+FORMAT_VERSION = 1
+IGNORE = 255
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Parameters of Export Training Chips, as plain values (see DESIGN.md)."""
+
+    input: str
+    output: str
+    bands: list[int] | None = None
+    labels: str | None = None                 # OGR polygons in the raster's CRS with field ``code``
+    classes: list[dict] | None = None         # classes of ``labels``: value, name, color
+    label_raster: str | None = None
+    mask: str | None = None                   # OGR polygons in the raster's CRS
+    unlabeled: str = "background"             # or "ignore"
+    extent: tuple[float, float, float, float] | None = None
+    chip_size: int = 256
+    stride: int = 0
+    min_labeled: float = 0.0
+    max_nodata: float = 50.0
+
+
+@dataclass
+class ExportResult:
+    output: str
+    chip_count: int
+    skipped: dict = field(default_factory=dict)
+    chips: list[dict] = field(default_factory=list)
+    classes: list[dict] = field(default_factory=list)
+
+
+def _noop(*_args):
+    return False
+
+
+class _BandStats:
+    """Running per-band statistics over valid pixels (float64 sums)."""
+
+    def __init__(self, n: int):
+        self.count = np.zeros(n)
+        self.sum = np.zeros(n)
+        self.sumsq = np.zeros(n)
+        self.min = np.full(n, np.inf)
+        self.max = np.full(n, -np.inf)
+
+    def add(self, data: np.ndarray, valid: np.ndarray) -> None:
+        if not valid.any():
+            return
+        px = data[:, valid].astype(np.float64)
+        self.count += px.shape[1]
+        self.sum += px.sum(axis=1)
+        self.sumsq += np.square(px).sum(axis=1)
+        self.min = np.minimum(self.min, px.min(axis=1))
+        self.max = np.maximum(self.max, px.max(axis=1))
+
+    def as_list(self, bands: list[int], names: tuple) -> list[dict]:
+        mean = self.sum / np.maximum(self.count, 1)
+        std = np.sqrt(np.maximum(self.sumsq / np.maximum(self.count, 1) - mean**2, 0))
+        return [
+            {"band": b, "name": names[b - 1], "min": float(self.min[i]), "max": float(self.max[i]),
+             "mean": float(mean[i]), "std": float(std[i]), "count": int(self.count[i])}
+            for i, b in enumerate(bands)
+        ]
+
+
+def validate(config: ExportConfig) -> None:
+    """Check the parameters that need no data reading."""
+    if bool(config.labels) == bool(config.label_raster):
+        raise UserInputError(
+            "LABELS", "give exactly one label source: class polygons (LABELS) or a classified raster (LABEL_RASTER)."
+        )
+    if config.chip_size < 32 or config.chip_size % 32:
+        raise UserInputError("CHIP_SIZE", f"{config.chip_size} is not a multiple of 32 (try {max(32, round(config.chip_size / 32) * 32)}).")
+    if config.stride < 0:
+        raise UserInputError("STRIDE", "must be 0 (= chip size) or a positive number of pixels.")
+    if config.unlabeled not in ("background", "ignore"):
+        raise UserInputError("UNLABELED", "must be 'background' or 'ignore'.")
+    for key, v in (("MIN_LABELED", config.min_labeled), ("MAX_NODATA", config.max_nodata)):
+        if not 0 <= v <= 100:
+            raise UserInputError(key, "must be a percentage from 0 to 100.")
+
+
+def check_output_folder(output: str, source: str) -> None:
+    """Refuse to mix data sets: OUTPUT must be new, empty, or an earlier export of the same raster."""
+    if not os.path.exists(output):
+        return
+    if not os.path.isdir(output):
+        raise UserInputError("OUTPUT", f"'{output}' is a file, not a folder.")
+    entries = os.listdir(output)
+    if not entries:
+        return
+    meta = os.path.join(output, "dataset.json")
+    if os.path.exists(meta):
+        try:
+            with open(meta, encoding="utf-8") as f:
+                old = json.load(f)
+        except (OSError, ValueError):
+            old = {}
+        if old.get("format") == FORMAT_NAME and os.path.abspath(old.get("source", "")) == os.path.abspath(source):
+            return  # a re-run of the same export: replaced as a whole at the end
+        raise UserInputError(
+            "OUTPUT",
+            f"'{output}' already holds a chip data set of another raster "
+            f"({old.get('source', 'unknown')}). Choose a new or empty folder; data sets are never mixed.",
+        )
+    raise UserInputError(
+        "OUTPUT", f"'{output}' is not empty ({len(entries)} entries). Choose a new or empty folder."
+    )
+
+
+def _chip_writer(path: str, data: np.ndarray, gt: tuple, wkt: str, gdal_type: int, nodata: list) -> None:
+    ds = gdal.GetDriverByName("GTiff").Create(path, data.shape[2], data.shape[1], data.shape[0], gdal_type)
+    ds.SetGeoTransform(gt)
+    ds.SetProjection(wkt)
+    for i in range(data.shape[0]):
+        band = ds.GetRasterBand(i + 1)
+        if nodata[i] is not None:
+            band.SetNoDataValue(nodata[i])
+        band.WriteArray(data[i])
+    ds = None
+
+
+def export_chips(
+    config: ExportConfig,
+    progress: Callable[[float], None] = lambda f: None,
+    is_canceled: Callable[[], bool] = _noop,
+    log: Callable[[str], None] = lambda m: None,
+) -> ExportResult:
+    """Run Export Training Chips.
+
+    Chips are written into a temporary folder beside OUTPUT and moved into
+    place at the end, so a canceled or failed run leaves nothing that looks
+    like a data set.
+
+    Raises:
+        UserInputError: for bad parameters or data, naming the parameter.
+        Canceled: when ``is_canceled()`` turned true.
+    """
+    validate(config)
+    ds = open_raster(config.input, "INPUT")
+    info = raster_info(ds, "INPUT")
+    bands = check_bands(config.bands, info.band_count)
+    window = extent_window(info, config.extent)
+    size = config.chip_size
+    if size > window.width or size > window.height:
+        raise UserInputError(
+            "CHIP_SIZE",
+            f"{size} px is larger than the area to cut ({window.width}×{window.height} px). "
+            f"Use a chip size of at most {max(32, min(window.width, window.height) // 32 * 32)}.",
+        )
+    stride = config.stride or size
+    check_output_folder(config.output, config.input)
+    dtypes = {info.data_types[b - 1] for b in bands}
+    if len(dtypes) > 1:
+        log(f"Bands have different data types {sorted(dtypes)}; chips are written as Float32.")
+        gdal_type = gdal.GDT_Float32
+    else:
+        gdal_type = ds.GetRasterBand(bands[0]).DataType
+    nodata = [info.nodata[b - 1] for b in bands]
+
+    parent = os.path.dirname(os.path.abspath(config.output)) or "."
+    os.makedirs(parent, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=".chips-partial-", dir=parent)
+    try:
+        result = _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodata, work, progress, is_canceled, log)
+        _move_into_place(work, config.output)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    result.output = config.output
+    return result
+
+
+def _move_into_place(work: str, output: str) -> None:
+    scratch = os.path.join(work, ".scratch")
+    shutil.rmtree(scratch, ignore_errors=True)
+    if os.path.isdir(output) and os.listdir(output):
+        old = output.rstrip("/\\") + ".replaced"
+        os.replace(output, old)
+        os.replace(work, output)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        if os.path.isdir(output):
+            os.rmdir(output)
+        os.replace(work, output)
+
+
+def _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodata, work, progress, is_canceled, log):
+    scratch = os.path.join(work, ".scratch")
+    os.makedirs(scratch)
+    os.makedirs(os.path.join(work, "images"))
+    os.makedirs(os.path.join(work, "labels"))
+    fill = 0 if config.unlabeled == "background" else IGNORE
+
+    label_path = os.path.join(scratch, "labels.tif")
+    if config.labels:
+        n = lab.burn_polygons(config.labels, label_path, info, window, fill, "LABELS")
+        if n == 0:
+            raise UserInputError(
+                "LABELS", "no label polygon overlaps the raster (or EXTENT). Check the layer and its CRS."
+            )
+        classes = [dict(c) for c in config.classes or []]
+    else:
+        classes = lab.raster_classes(config.label_raster)
+        lab.warp_label_raster(config.label_raster, label_path, info, window, fill)
+    label_ds = gdal.Open(label_path)
+    mask_ds = None
+    if config.mask:
+        mask_path = os.path.join(scratch, "mask.tif")
+        if lab.burn_mask(config.mask, mask_path, info, window) == 0:
+            raise UserInputError("MASK", "no mask polygon overlaps the raster (or EXTENT).")
+        mask_ds = gdal.Open(mask_path)
+
+    windows = grid(window.col, window.row, window.width, window.height, size, stride)
+    stats = _BandStats(len(bands))
+    counts = np.zeros(256, dtype=np.int64)
+    skipped = {"outside MASK": 0, "MAX_NODATA": 0, "MIN_LABELED": 0, "no labelled pixel": 0}
+    chips = []
+    class_values = {c["value"] for c in classes}
+    for i, w in enumerate(windows):
+        if is_canceled():
+            raise Canceled()
+        progress(i / len(windows))
+        local = Window(w.col - window.col, w.row - window.row, w.width, w.height)
+        known = None
+        if mask_ds is not None:
+            known = mask_ds.ReadAsArray(local.col, local.row, local.width, local.height).astype(bool)
+            if not known.any():
+                skipped["outside MASK"] += 1
+                continue
+        data, valid = read_window(ds, bands, w, info.nodata)
+        nodata_pct = 100.0 * (1 - valid.mean())
+        if nodata_pct > config.max_nodata:
+            skipped["MAX_NODATA"] += 1
+            continue
+        label = label_ds.ReadAsArray(local.col, local.row, local.width, local.height)
+        label[~valid] = IGNORE
+        if known is not None:
+            label[~known] = IGNORE
+        hist = np.bincount(label.ravel(), minlength=256)
+        if hist[:IGNORE].sum() == 0:
+            skipped["no labelled pixel"] += 1
+            continue
+        labeled_pct = 100.0 * hist[1:IGNORE].sum() / label.size
+        if labeled_pct < config.min_labeled or (config.min_labeled > 0 and labeled_pct == 0):
+            skipped["MIN_LABELED"] += 1
+            continue
+        chip_id = f"{len(chips):09d}"
+        gt = window_geotransform(info.geotransform, w)
+        _chip_writer(os.path.join(work, "images", chip_id + ".tif"), data, gt, info.crs_wkt, gdal_type, nodata)
+        _chip_writer(os.path.join(work, "labels", chip_id + ".tif"), label[None], gt, info.crs_wkt, gdal.GDT_Byte, [None])
+        stats.add(data, valid)
+        counts += hist
+        chips.append({
+            "id": chip_id, "col": w.col, "row": w.row,
+            "bounds": list(window_bounds(info.geotransform, w)),
+            "label_shares": {str(v): round(float(hist[v]) / label.size, 6) for v in np.nonzero(hist)[0]},
+        })
+    progress(1.0)
+    if not chips:
+        reasons = ", ".join(f"{k}: {v}" for k, v in skipped.items() if v)
+        culprit = max(skipped, key=skipped.get)
+        param = {"outside MASK": "MASK", "MAX_NODATA": "MAX_NODATA", "MIN_LABELED": "MIN_LABELED"}.get(culprit, "LABELS")
+        raise UserInputError(param, f"no chip is left after filtering ({reasons} of {len(windows)}). Relax {param} or check the labels.")
+
+    unknown = sorted(set(np.nonzero(counts[1:IGNORE])[0] + 1) - class_values)
+    for v in unknown:  # a label raster's value with no class entry is impossible; kept for safety
+        classes.append({"value": int(v), "name": f"class {v}", "color": [128, 128, 128]})
+    all_classes = [{"value": 0, "name": "background", "color": list(BACKGROUND_COLOR)}] + sorted(classes, key=lambda c: c["value"])
+    for c in all_classes:
+        c["pixel_count"] = int(counts[c["value"]])
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "source": os.path.abspath(config.input),
+        "crs": info.crs_wkt,
+        "pixel_size": list(info.pixel_size),
+        "bands": [{"index": b, "name": info.band_names[b - 1]} for b in bands],
+        "data_type": gdal.GetDataTypeName(gdal_type),
+        "nodata": nodata,
+        "chip_size": size,
+        "stride": stride,
+        "unlabeled": config.unlabeled,
+        "ignore_value": IGNORE,
+        "classes": all_classes,
+        "ignored_pixel_count": int(counts[IGNORE]),
+        "statistics": stats.as_list(bands, info.band_names),
+        "chips": chips,
+    }
+    with open(os.path.join(work, "dataset.json"), "w", encoding="utf-8") as f:
+        json.dump(meta, f, indent=1)
+    write_esri_files(work, meta)
+    total = sum(skipped.values())
+    log(f"{len(chips)} chips written, {total} skipped" + "".join(f"; {v} by {k}" for k, v in skipped.items() if v) + ".")
+    labeled = max(int(counts[:IGNORE].sum()), 1)
+    log("Class shares of labelled pixels: " + ", ".join(f"{c['name']} {100 * c['pixel_count'] / labeled:.1f}%" for c in all_classes))
+    label_ds = mask_ds = None
+    return ExportResult(output=work, chip_count=len(chips), skipped=skipped, chips=chips, classes=all_classes)
+
+
+def write_esri_files(folder: str, meta: dict) -> None:
+    """Write the files arcgis.learn's ``prepare_data(dataset_type="Classified_Tiles")`` reads."""
+    size = meta["chip_size"]
+    classes = [c for c in meta["classes"] if c["value"] != 0]
+    with open(os.path.join(folder, "map.txt"), "w", encoding="utf-8") as f:
+        for chip in meta["chips"]:
+            f.write(f"images\\{chip['id']}.tif labels\\{chip['id']}.tif\n")
+    emd = {
+        "Framework": "arcgis.learn.models._inferencing",
+        "ModelConfiguration": "_unet",
+        "ModelType": "ImageClassification",
+        "ExtractBands": list(range(len(meta["bands"]))),
+        "ImageHeight": size,
+        "ImageWidth": size,
+        "Classes": [{"Value": c["value"], "Name": c["name"], "Color": c["color"][:3]} for c in classes],
+    }
+    with open(os.path.join(folder, "esri_model_definition.emd"), "w", encoding="utf-8") as f:
+        json.dump(emd, f, indent=1)
+    stats = {
+        "MetaDataMode": "Classified_Tiles",
+        "ImageFormat": "TIFF",
+        "NumTiles": len(meta["chips"]),
+        "TileSizeX": size,
+        "TileSizeY": size,
+        "NumBands": len(meta["bands"]),
+        "ImageSpaceUsed": "MAP_SPACE",
+        "CellSize": {"x": meta["pixel_size"][0], "y": meta["pixel_size"][1]},
+        "SpatialReference": {"wkt": meta["crs"]},
+        "Classes": [
+            {"ClassValue": c["value"], "ClassName": c["name"], "ClassColor": c["color"][:3], "NumPixels": c["pixel_count"]}
+            for c in classes
+        ],
+        "NumPixelsPerClass": [c["pixel_count"] for c in classes],
+        "ClassAttribute": "Classvalue",
+        "FeatureStats": {"NumTiles": len(meta["chips"])},
+        "BandStats": [{"Min": s["min"], "Max": s["max"], "Mean": s["mean"], "StdDev": s["std"]} for s in meta["statistics"]],
+    }
+    with open(os.path.join(folder, "esri_accumulated_stats.json"), "w", encoding="utf-8") as f:
+        json.dump(stats, f, indent=1)
+    with open(os.path.join(folder, "stats.txt"), "w", encoding="utf-8") as f:
+        f.write(f"Total number of tiles: {len(meta['chips'])}\n")
+        for c in classes:
+            f.write(f"Class {c['value']} ({c['name']}): {c['pixel_count']} pixels\n")

@@ -1,0 +1,217 @@
+"""Read chip data sets (ours or Esri "Classified Tiles") and split them spatially."""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+from osgeo import gdal
+
+from .chips import FORMAT_NAME, FORMAT_VERSION
+from .errors import UserInputError
+from .raster import window_bounds
+from .styles import default_color
+from .windows import Window
+
+gdal.UseExceptions()
+IGNORE = 255
+
+
+@dataclass
+class ChipDataset:
+    """A chip folder, as training sees it."""
+
+    folder: str
+    kind: str                      # "unet-qgis" or "esri"
+    ids: list[str]
+    image_paths: list[str]
+    label_paths: list[str]
+    bounds: list[tuple]            # (xmin, ymin, xmax, ymax) per chip
+    classes: list[dict]            # value, name, color, pixel_count (background first if present)
+    statistics: list[dict]         # per band: mean, std, min, max
+    bands: list[dict]
+    chip_size: int
+    crs: str
+    pixel_size: list[float]
+    data_type: str
+    nodata: list
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _chip_bounds(path: str) -> tuple:
+    ds = gdal.Open(path)
+    return window_bounds(ds.GetGeoTransform(), Window(0, 0, ds.RasterXSize, ds.RasterYSize))
+
+
+def load_chip_dataset(folder: str, parameter: str = "CHIPS") -> ChipDataset:
+    """Open a chip folder written by Export Training Chips or by ArcGIS Pro (Classified Tiles).
+
+    Raises:
+        UserInputError: an empty or foreign folder, or chips that disagree.
+    """
+    if not folder or not os.path.isdir(folder):
+        raise UserInputError(parameter, f"'{folder}' is not a folder. Choose the folder Export Training Chips wrote.")
+    if os.path.exists(os.path.join(folder, "dataset.json")):
+        data = _load_ours(folder, parameter)
+    elif os.path.exists(os.path.join(folder, "esri_model_definition.emd")) or os.path.exists(os.path.join(folder, "map.txt")):
+        data = _load_esri(folder, parameter)
+    else:
+        raise UserInputError(
+            parameter,
+            f"'{folder}' is not a chip data set: it has neither dataset.json (Export Training Chips) "
+            "nor esri_model_definition.emd/map.txt (ArcGIS 'Classified Tiles').",
+        )
+    if not data.ids:
+        raise UserInputError(parameter, f"the chip data set in '{folder}' holds no chips.")
+    _check_agreement(data, parameter)
+    return data
+
+
+def _load_ours(folder: str, parameter: str) -> ChipDataset:
+    with open(os.path.join(folder, "dataset.json"), encoding="utf-8") as f:
+        meta = json.load(f)
+    if meta.get("format") != FORMAT_NAME:
+        raise UserInputError(parameter, f"'{folder}/dataset.json' is not a chip data set of this plugin.")
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise UserInputError(parameter, "the chip data set was written by a newer version of the plugin; update it.")
+    chips = meta["chips"]
+    return ChipDataset(
+        folder=folder, kind="unet-qgis", ids=[c["id"] for c in chips],
+        image_paths=[os.path.join(folder, "images", c["id"] + ".tif") for c in chips],
+        label_paths=[os.path.join(folder, "labels", c["id"] + ".tif") for c in chips],
+        bounds=[tuple(c["bounds"]) for c in chips], classes=meta["classes"],
+        statistics=meta["statistics"], bands=meta["bands"], chip_size=int(meta["chip_size"]),
+        crs=meta.get("crs", ""), pixel_size=meta.get("pixel_size", [1.0, 1.0]),
+        data_type=meta.get("data_type", "Float32"), nodata=meta.get("nodata", []),
+    )
+
+
+def _load_esri(folder: str, parameter: str) -> ChipDataset:
+    emd_path = os.path.join(folder, "esri_model_definition.emd")
+    emd = {}
+    if os.path.exists(emd_path):
+        with open(emd_path, encoding="utf-8") as f:
+            emd = json.load(f)
+    pairs = []
+    map_path = os.path.join(folder, "map.txt")
+    if os.path.exists(map_path):
+        with open(map_path, encoding="utf-8") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 2:
+                    pairs.append(tuple(os.path.join(folder, p.replace("\\", "/")) for p in parts[:2]))
+    else:
+        for img in sorted(glob.glob(os.path.join(folder, "images", "*.tif"))):
+            pairs.append((img, os.path.join(folder, "labels", os.path.basename(img))))
+    missing = [p for pair in pairs for p in pair if not os.path.exists(p)]
+    if missing:
+        raise UserInputError(parameter, f"{len(missing)} chip files listed in map.txt are missing, e.g. {missing[0]}")
+    if not pairs:
+        raise UserInputError(parameter, f"'{folder}' lists no chips.")
+    first = gdal.Open(pairs[0][0])
+    n_bands = first.RasterCount
+    band0 = first.GetRasterBand(1)
+    classes = [
+        {"value": int(c["Value"]), "name": str(c.get("Name", f"class {c['Value']}")),
+         "color": list(c.get("Color", default_color(int(c["Value"]))))[:3], "pixel_count": 0}
+        for c in emd.get("Classes", [])
+    ]
+    # statistics and class counts over the chips themselves (Esri's stats omit what we need)
+    count, total, totalsq = 0, np.zeros(n_bands), np.zeros(n_bands)
+    hist = np.zeros(256, dtype=np.int64)
+    step = max(1, len(pairs) // 200)  # a sample of at most ~200 chips for the band statistics
+    for i, (img, lbl) in enumerate(pairs):
+        if i % step == 0:
+            a = gdal.Open(img).ReadAsArray().astype(np.float64).reshape(n_bands, -1)
+            count += a.shape[1]
+            total += a.sum(1)
+            totalsq += np.square(a).sum(1)
+        hist += np.bincount(gdal.Open(lbl).ReadAsArray().ravel().astype(np.int64).clip(0, 255), minlength=256)
+    mean = total / max(count, 1)
+    std = np.sqrt(np.maximum(totalsq / max(count, 1) - mean**2, 0))
+    known = {c["value"] for c in classes}
+    for v in np.nonzero(hist[1:IGNORE])[0] + 1:
+        if int(v) not in known:
+            classes.append({"value": int(v), "name": f"class {v}", "color": default_color(int(v)), "pixel_count": 0})
+    for c in classes:
+        c["pixel_count"] = int(hist[c["value"]])
+    if hist[0]:
+        classes.append({"value": 0, "name": "background", "color": default_color(0), "pixel_count": int(hist[0])})
+    classes.sort(key=lambda c: c["value"])
+    ids = [os.path.splitext(os.path.basename(img))[0] for img, _ in pairs]
+    return ChipDataset(
+        folder=folder, kind="esri", ids=ids, image_paths=[p[0] for p in pairs], label_paths=[p[1] for p in pairs],
+        bounds=[_chip_bounds(p[0]) for p in pairs], classes=classes,
+        statistics=[{"band": i + 1, "mean": float(mean[i]), "std": float(std[i])} for i in range(n_bands)],
+        bands=[{"index": i + 1, "name": f"Band {i + 1}"} for i in range(n_bands)],
+        chip_size=first.RasterXSize, crs=first.GetProjection(),
+        pixel_size=[abs(first.GetGeoTransform()[1]), abs(first.GetGeoTransform()[5])],
+        data_type=gdal.GetDataTypeName(band0.DataType), nodata=[band0.GetNoDataValue()] * n_bands,
+    )
+
+
+def _check_agreement(data: ChipDataset, parameter: str) -> None:
+    """Every chip must have the data set's band count and size; name the ones that do not."""
+    n_bands = len(data.bands)
+    bad = []
+    for cid, img, lbl in zip(data.ids, data.image_paths, data.label_paths):
+        ids, lds = gdal.Open(img), gdal.Open(lbl)
+        if (ids.RasterCount != n_bands or ids.RasterXSize != data.chip_size or ids.RasterYSize != data.chip_size
+                or lds.RasterXSize != ids.RasterXSize or lds.RasterYSize != ids.RasterYSize):
+            bad.append(f"{cid} ({ids.RasterCount} bands, {ids.RasterXSize}×{ids.RasterYSize}, label {lds.RasterXSize}×{lds.RasterYSize})")
+    if bad:
+        raise UserInputError(
+            parameter,
+            f"{len(bad)} chip(s) disagree with the data set ({n_bands} bands, {data.chip_size}×{data.chip_size} px): "
+            + ", ".join(bad[:5]),
+        )
+
+
+def spatial_split(bounds: list[tuple], percent: float, seed: int) -> tuple[list[int], list[int], int]:
+    """Hold out about ``percent`` % of the chips in spatial blocks, apart from the training chips.
+
+    Chips are grouped into square blocks two chips wide (by their centres);
+    whole blocks are drawn at random (reproducibly from ``seed``) until the
+    validation share is reached. Training chips that touch a validation chip
+    are dropped, so no pixel is seen in both sets.
+
+    Returns:
+        ``(train, validation, dropped)``: chip indices, and how many training
+        chips were dropped for touching validation chips.
+    """
+    n = len(bounds)
+    if percent <= 0 or n == 0:
+        return list(range(n)), [], 0
+    side = 2 * max(max(b[2] - b[0], b[3] - b[1]) for b in bounds)
+    blocks: dict[tuple, list[int]] = {}
+    for i, (x0, y0, x1, y1) in enumerate(bounds):
+        key = (math.floor((x0 + x1) / 2 / side), math.floor((y0 + y1) / 2 / side))
+        blocks.setdefault(key, []).append(i)
+    keys = sorted(blocks)
+    random.Random(seed).shuffle(keys)
+    target = max(1, round(n * percent / 100))
+    val: list[int] = []
+    for k in keys:
+        if len(val) >= target:
+            break
+        val.extend(blocks[k])
+    val_set = set(val)
+    vb = np.array([bounds[i] for i in val])
+    train, dropped = [], 0
+    for i in range(n):
+        if i in val_set:
+            continue
+        x0, y0, x1, y1 = bounds[i]
+        touches = (vb[:, 0] < x1) & (vb[:, 2] > x0) & (vb[:, 1] < y1) & (vb[:, 3] > y0)
+        if touches.any():
+            dropped += 1
+        else:
+            train.append(i)
+    return train, sorted(val), dropped

@@ -1,0 +1,179 @@
+"""Turn labels (class polygons or a classified raster) into a label grid aligned with the image."""
+
+from __future__ import annotations
+
+import numpy as np
+from osgeo import gdal, ogr
+
+from .errors import UserInputError
+from .raster import RasterInfo, open_raster, window_bounds
+from .styles import default_color
+from .windows import Window
+
+IGNORE = 255
+CODE_FIELD = "code"
+
+
+def class_codes(values, parameter: str = "CLASS_FIELD") -> tuple[dict, list[dict]]:
+    """Map the class field's values to label codes.
+
+    Integer values must be codes 1–254 and are kept; text values are given codes
+    1, 2, … in sorted order, their names kept. ``None`` values are skipped.
+
+    Returns:
+        ``(mapping, classes)``: value → code, and class dicts (value, name, color).
+    """
+    present = {v for v in values if v is not None and v != ""}
+    if not present:
+        raise UserInputError(parameter, "the class field has no values; choose a field that holds the classes.")
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present)
+    if numeric:
+        bad = sorted(v for v in present if v != int(v) or not 1 <= v <= 254)
+        if bad:
+            raise UserInputError(
+                parameter,
+                f"class codes must be whole numbers from 1 to 254 (0 is background, 255 is "
+                f"'ignore'); found {bad[:5]}. Recode the field or use a text field of class names.",
+            )
+        mapping = {v: int(v) for v in present}
+        classes = [{"value": c, "name": f"class {c}", "color": default_color(c)} for c in sorted(set(mapping.values()))]
+        return mapping, classes
+    names = sorted({str(v) for v in present})
+    if len(names) > 254:
+        raise UserInputError(parameter, f"{len(names)} class names found; at most 254 classes are possible.")
+    code_of = {n: i + 1 for i, n in enumerate(names)}
+    mapping = {v: code_of[str(v)] for v in present}
+    classes = [{"value": code_of[n], "name": n, "color": default_color(code_of[n])} for n in names]
+    return mapping, classes
+
+
+def _create_like(path: str, info: RasterInfo, window: Window, fill: int) -> gdal.Dataset:
+    gt = info.geotransform
+    ds = gdal.GetDriverByName("GTiff").Create(
+        path, window.width, window.height, 1, gdal.GDT_Byte,
+        ["TILED=YES", "COMPRESS=DEFLATE", "SPARSE_OK=TRUE"],
+    )
+    ds.SetGeoTransform((gt[0] + window.col * gt[1], gt[1], 0, gt[3] + window.row * gt[5], 0, gt[5]))
+    ds.SetProjection(info.crs_wkt)
+    ds.GetRasterBand(1).Fill(fill)
+    return ds
+
+
+def _vector_layer(path: str, parameter: str):
+    src = ogr.Open(path)
+    if src is None or src.GetLayerCount() == 0:
+        raise UserInputError(parameter, f"cannot read polygons from '{path}'")
+    return src, src.GetLayer(0)
+
+
+def burn_polygons(path: str, out_path: str, info: RasterInfo, window: Window, fill: int, parameter: str) -> int:
+    """Rasterise polygons (already in the raster's CRS, field ``code``) onto the window's grid.
+
+    Pixels whose centre lies in a polygon get its code; others keep ``fill``.
+
+    Returns:
+        The number of polygons that overlap the window.
+    """
+    src, layer = _vector_layer(path, parameter)
+    xmin, ymin, xmax, ymax = window_bounds(info.geotransform, window)
+    layer.SetSpatialFilterRect(xmin, ymin, xmax, ymax)
+    count = layer.GetFeatureCount()
+    ds = _create_like(out_path, info, window, fill)
+    if count:
+        gdal.RasterizeLayer(ds, [1], layer, options=[f"ATTRIBUTE={CODE_FIELD}"])
+    ds.FlushCache()
+    ds = None
+    src = None
+    return count
+
+
+def burn_mask(path: str, out_path: str, info: RasterInfo, window: Window, parameter: str = "MASK") -> int:
+    """Rasterise MASK polygons: 1 inside, 0 outside. Returns polygons overlapping the window."""
+    src, layer = _vector_layer(path, parameter)
+    xmin, ymin, xmax, ymax = window_bounds(info.geotransform, window)
+    layer.SetSpatialFilterRect(xmin, ymin, xmax, ymax)
+    count = layer.GetFeatureCount()
+    ds = _create_like(out_path, info, window, 0)
+    if count:
+        gdal.RasterizeLayer(ds, [1], layer, burn_values=[1])
+    ds.FlushCache()
+    return count
+
+
+def raster_classes(path: str, parameter: str = "LABEL_RASTER") -> list[dict]:
+    """Classes of a classified raster: its values (1–254), with names and colours it carries.
+
+    Values are found block by block, so memory does not grow with the raster.
+    Names come from the raster attribute table or category names, colours from
+    the colour table; missing ones get defaults.
+    """
+    ds = open_raster(path, parameter)
+    band = ds.GetRasterBand(1)
+    nodata = band.GetNoDataValue()
+    bx, by = band.GetBlockSize()
+    by = max(by, 256)
+    present: set = set()
+    for row in range(0, ds.RasterYSize, by):
+        h = min(by, ds.RasterYSize - row)
+        a = band.ReadAsArray(0, row, ds.RasterXSize, h)
+        if nodata is not None:
+            a = a[a != nodata]
+        if a.dtype.kind == "f":
+            a = a[np.isfinite(a)]
+        present.update(np.unique(a).tolist())
+    present.discard(0)
+    bad = sorted(v for v in present if v != int(v) or not 1 <= v <= 254)
+    if bad:
+        raise UserInputError(
+            parameter,
+            f"class values must be whole numbers from 1 to 254 (0 background, nodata unknown); "
+            f"found {bad[:5]}. Reclassify the raster first.",
+        )
+    if not present:
+        raise UserInputError(parameter, "the label raster holds no class values (only 0 or nodata).")
+    names: dict[int, str] = {}
+    colors: dict[int, list[int]] = {}
+    rat = band.GetDefaultRAT()
+    if rat is not None and rat.GetRowCount():
+        usages = {rat.GetUsageOfCol(i): i for i in range(rat.GetColumnCount())}
+        vcol = usages.get(gdal.GFU_MinMax, usages.get(gdal.GFU_Min))
+        ncol = usages.get(gdal.GFU_Name)
+        for r in range(rat.GetRowCount()):
+            value = rat.GetValueAsInt(r, vcol) if vcol is not None else r
+            if ncol is not None:
+                names[value] = rat.GetValueAsString(r, ncol)
+            if all(u in usages for u in (gdal.GFU_Red, gdal.GFU_Green, gdal.GFU_Blue)):
+                colors[value] = [rat.GetValueAsInt(r, usages[u]) for u in (gdal.GFU_Red, gdal.GFU_Green, gdal.GFU_Blue)]
+    for i, n in enumerate(band.GetCategoryNames() or []):
+        if n and i not in names:
+            names[i] = n
+    table = band.GetColorTable()
+    if table is not None:
+        for v in present:
+            if int(v) < table.GetCount() and int(v) not in colors:
+                colors[int(v)] = list(table.GetColorEntry(int(v))[:3])
+    return [
+        {"value": int(v), "name": names.get(int(v), f"class {int(v)}"), "color": colors.get(int(v), default_color(int(v)))}
+        for v in sorted(present)
+    ]
+
+
+def warp_label_raster(path: str, out_path: str, info: RasterInfo, window: Window, fill: int, parameter: str = "LABEL_RASTER") -> None:
+    """Resample a classified raster (nearest neighbour) onto the window's grid.
+
+    Label-raster nodata and pixels it does not cover become ``fill``.
+    """
+    src = open_raster(path, parameter)
+    if not src.GetProjection():
+        raise UserInputError(parameter, "the label raster has no coordinate reference system; assign one first.")
+    xmin, ymin, xmax, ymax = window_bounds(info.geotransform, window)
+    src_nodata = src.GetRasterBand(1).GetNoDataValue()
+    gdal.Warp(
+        out_path, src, format="GTiff", outputBounds=(xmin, ymin, xmax, ymax),
+        width=window.width, height=window.height, dstSRS=info.crs_wkt, resampleAlg="near",
+        outputType=gdal.GDT_Byte, srcNodata=src_nodata, dstNodata=fill,
+        creationOptions=["TILED=YES", "COMPRESS=DEFLATE"], warpOptions=[f"INIT_DEST={fill}"],
+    )
+    out = gdal.Open(out_path, gdal.GA_Update)
+    out.GetRasterBand(1).DeleteNoDataValue()
+    out = None

@@ -1,0 +1,1 @@
+"""Everything that imports torch. Imported only when an algorithm runs."""

@@ -1,0 +1,498 @@
+"""Train U-Net: chips in, the best epoch's model file out."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from osgeo import gdal
+
+from ..core.dataset import ChipDataset, load_chip_dataset, spatial_split
+from ..core.errors import Canceled, UserInputError
+from .encoders import EncoderWeightsError, imagenet_state_dict, load_weights_file
+from .modelfile import ModelFileError, read_model_file, save_model
+from .unet import UNet
+
+IGNORE = 255
+LOSSES = ("cross-entropy", "focal", "cross-entropy + dice")
+IN_MEMORY_BUDGET = 4 * 1024**3  # chips beyond this are read from disk each epoch
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Parameters of Train U-Net, as plain values (see DESIGN.md)."""
+
+    chips: str
+    output_model: str
+    backbone: str = "resnet34"
+    pretrained: bool = True
+    encoder_weights: str | None = None
+    init_model: str | None = None
+    epochs: int = 20
+    batch_size: int = 8
+    learning_rate: float = 0.0
+    validation_percent: float = 10.0
+    early_stopping: int = 5
+    loss: str = "cross-entropy"
+    class_balancing: bool = False
+    augment: bool = True
+    freeze_encoder: bool = False
+    device: str = "auto"
+    seed: int = 42
+    output_report: str | None = None
+
+
+@dataclass
+class TrainResult:
+    model_path: str
+    report_path: str | None
+    miou: float
+    accuracy: float
+    epochs_run: int
+    best_epoch: int
+    canceled: bool
+    history: list[dict] = field(default_factory=list)
+    lr_curve: list[tuple] = field(default_factory=list)
+    learning_rate: float = 0.0
+    confusion: np.ndarray | None = None
+    classes: list[dict] = field(default_factory=list)
+    device: str = "cpu"
+    seconds: float = 0.0
+    chips_train: int = 0
+    chips_val: int = 0
+    val_examples: list = field(default_factory=list)
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` → CUDA when present, else the CPU; ``cuda`` without CUDA is the user's error."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserInputError("DEVICE", "CUDA was asked for but no CUDA GPU is available to PyTorch; choose 'auto' or 'cpu'.")
+    if name in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda")
+    if name not in ("auto", "cpu", "cuda"):
+        raise UserInputError("DEVICE", f"unknown device '{name}'; choose auto, cpu or cuda.")
+    torch.set_num_threads(os.cpu_count() or 1)
+    return torch.device("cpu")
+
+
+class ChipTensors:
+    """Normalised chips and index labels, in memory when they fit, else read on demand."""
+
+    def __init__(self, data: ChipDataset, indices: list[int], lut: np.ndarray, mean: np.ndarray, std: np.ndarray):
+        self.data, self.indices, self.lut = data, indices, lut
+        self.mean = mean.reshape(-1, 1, 1).astype(np.float32)
+        self.std = std.reshape(-1, 1, 1).astype(np.float32)
+        nbytes = len(indices) * (len(mean) * 4 + 1) * data.chip_size**2
+        self.cache = None
+        if nbytes <= IN_MEMORY_BUDGET:
+            pairs = [self._read(i) for i in indices]
+            self.cache = (torch.from_numpy(np.stack([p[0] for p in pairs])), torch.from_numpy(np.stack([p[1] for p in pairs])))
+
+    def _read(self, i: int):
+        img = gdal.Open(self.data.image_paths[i]).ReadAsArray()
+        if img.ndim == 2:
+            img = img[None]
+        valid = np.ones(img.shape[1:], dtype=bool)
+        for b, nd in enumerate(self.data.nodata or []):
+            if nd is not None:
+                valid &= img[b] != nd
+        x = (img.astype(np.float32) - self.mean) / self.std
+        x[:, ~valid] = 0.0
+        x[~np.isfinite(x)] = 0.0
+        y = self.lut[gdal.Open(self.data.label_paths[i]).ReadAsArray()]
+        y[~valid] = IGNORE
+        return x, y.astype(np.uint8)
+
+    def __len__(self):
+        return len(self.indices)
+
+    def batch(self, positions) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.cache is not None:
+            idx = torch.as_tensor(positions)
+            return self.cache[0][idx], self.cache[1][idx]
+        pairs = [self._read(self.indices[p]) for p in positions]
+        return torch.from_numpy(np.stack([p[0] for p in pairs])), torch.from_numpy(np.stack([p[1] for p in pairs]))
+
+
+def augment_batch(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply one of the 8 flips/90° rotations to each chip, chosen at random."""
+    codes = torch.randint(0, 8, (x.shape[0],), generator=gen).tolist()
+    xs, ys = [], []
+    for i, c in enumerate(codes):
+        xi, yi = x[i], y[i]
+        if c & 4:
+            xi, yi = xi.flip(-1), yi.flip(-1)
+        k = c & 3
+        if k:
+            xi, yi = torch.rot90(xi, k, (-2, -1)), torch.rot90(yi, k, (-2, -1))
+        xs.append(xi)
+        ys.append(yi)
+    return torch.stack(xs), torch.stack(ys)
+
+
+def make_loss(kind: str, weight: torch.Tensor | None) -> Callable:
+    """The training loss; label 255 never counts."""
+    if kind not in LOSSES:
+        raise UserInputError("LOSS", f"unknown loss '{kind}'; choose one of {', '.join(LOSSES)}.")
+
+    def ce(logits, target):
+        return F.cross_entropy(logits, target, weight=weight, ignore_index=IGNORE)
+
+    def focal(logits, target, gamma=2.0):
+        per_px = F.cross_entropy(logits, target, weight=weight, ignore_index=IGNORE, reduction="none")
+        pt = torch.exp(-F.cross_entropy(logits, target, ignore_index=IGNORE, reduction="none"))
+        valid = target != IGNORE
+        return ((1 - pt) ** gamma * per_px)[valid].sum() / valid.sum().clamp(min=1)
+
+    def ce_dice(logits, target):
+        valid = (target != IGNORE).unsqueeze(1)
+        prob = torch.softmax(logits.float(), 1) * valid
+        onehot = F.one_hot(target.clamp(max=logits.shape[1] - 1).long(), logits.shape[1]).permute(0, 3, 1, 2) * valid
+        inter = (prob * onehot).sum((0, 2, 3))
+        denom = prob.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
+        dice = 1 - ((2 * inter + 1) / (denom + 1)).mean()
+        return ce(logits, target) + dice
+
+    return {"cross-entropy": ce, "focal": focal, "cross-entropy + dice": ce_dice}[kind]
+
+
+def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, k: int) -> torch.Tensor:
+    """k×k counts (rows truth, columns prediction) over pixels whose label is not 255."""
+    valid = target != IGNORE
+    idx = target[valid].long() * k + pred[valid].long()
+    return torch.bincount(idx, minlength=k * k).reshape(k, k).cpu()
+
+
+def scores(cm: np.ndarray) -> dict:
+    """Pixel accuracy, per-class IoU, precision, recall, F1 and mean IoU from a confusion matrix.
+
+    Mean IoU averages the classes that occur in the truth or the prediction.
+    """
+    cm = cm.astype(np.float64)
+    tp = np.diag(cm)
+    truth, predicted = cm.sum(1), cm.sum(0)
+    union = truth + predicted - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, tp / union, np.nan)
+        precision = np.where(predicted > 0, tp / predicted, np.nan)
+        recall = np.where(truth > 0, tp / truth, np.nan)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), np.nan)
+    present = union > 0
+    return {
+        "accuracy": float(tp.sum() / max(cm.sum(), 1)),
+        "miou": float(np.nanmean(iou[present])) if present.any() else 0.0,
+        "iou": iou.tolist(), "precision": precision.tolist(), "recall": recall.tolist(), "f1": f1.tolist(),
+    }
+
+
+def find_learning_rate(model, loss_fn, train: ChipTensors, batch_size, device, gen, log, steps=40):
+    """Learning-rate range test: raise the rate exponentially, pick (lowest smoothed loss) / 10.
+
+    The model's weights are restored afterwards.
+    """
+    state = copy.deepcopy(model.state_dict())
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
+    lo, hi = 1e-6, 1.0
+    curve, best, avg = [], math.inf, 0.0
+    model.train()
+    n = len(train)
+    for i in range(steps):
+        lr = lo * (hi / lo) ** (i / (steps - 1))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        pos = torch.randint(0, n, (min(batch_size, n),), generator=gen).tolist()
+        x, y = train.batch(pos)
+        loss = loss_fn(model(x.to(device)), y.to(device).long())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        avg = 0.7 * avg + 0.3 * loss.item()
+        smooth = avg / (1 - 0.7 ** (i + 1))
+        curve.append((lr, smooth))
+        best = min(best, smooth)
+        if not math.isfinite(smooth) or smooth > 4 * best:
+            break
+    model.load_state_dict(state)
+    lr_min = min(curve, key=lambda t: t[1])[0]
+    chosen = float(min(max(lr_min / 10, 1e-5), 1e-2))
+    log("Learning-rate range test: " + ", ".join(f"{lr:.1e}→{l:.3f}" for lr, l in curve[:: max(1, len(curve) // 12)]))
+    log(f"Lowest loss at {lr_min:.2e}; chosen learning rate {chosen:.2e} (a tenth of it).")
+    return chosen, curve
+
+
+def _classes_and_lut(data: ChipDataset) -> tuple[list[dict], np.ndarray]:
+    classes = [c for c in data.classes if c.get("pixel_count", 1) > 0]
+    if len(classes) < 2:
+        names = ", ".join(c["name"] for c in classes) or "none"
+        raise UserInputError(
+            "CHIPS", f"the chips hold only one class ({names}); a segmentation model needs at least two. "
+            "Label another class, or export with UNLABELED=background."
+        )
+    lut = np.full(256, IGNORE, dtype=np.uint8)
+    for i, c in enumerate(classes):
+        lut[int(c["value"])] = i
+    return classes, lut
+
+
+def _check_writable(path: str, parameter: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    if not os.path.isdir(folder):
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise UserInputError(parameter, f"cannot create folder '{folder}': {exc.strerror}.") from None
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise UserInputError(parameter, f"'{path}' cannot be written (no permission). Choose another file.")
+
+
+def train(
+    config: TrainConfig,
+    progress: Callable[[float], None] = lambda f: None,
+    is_canceled: Callable[[], bool] = lambda: False,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Run Train U-Net and write the best epoch's model (and the report).
+
+    Raises:
+        UserInputError: bad parameters or data, naming the parameter.
+        Canceled: canceled before any epoch finished (nothing is written).
+    """
+    t_start = time.time()
+    if config.epochs < 1:
+        raise UserInputError("EPOCHS", "must be at least 1.")
+    if config.batch_size < 1:
+        raise UserInputError("BATCH_SIZE", "must be at least 1.")
+    if not 0 <= config.validation_percent < 100:
+        raise UserInputError("VALIDATION_PERCENT", "must be from 0 to 99.")
+    _check_writable(config.output_model, "OUTPUT_MODEL")
+    if config.output_report:
+        _check_writable(config.output_report, "OUTPUT_REPORT")
+    device = pick_device(config.device)
+    data = load_chip_dataset(config.chips)
+    classes, lut = _classes_and_lut(data)
+    k = len(classes)
+    mean = np.array([s["mean"] for s in data.statistics], dtype=np.float64)
+    std = np.array([max(s["std"], 1e-6) for s in data.statistics], dtype=np.float64)
+
+    train_idx, val_idx, dropped = spatial_split(data.bounds, config.validation_percent, config.seed)
+    if config.validation_percent > 0 and (not val_idx or not train_idx):
+        raise UserInputError(
+            "VALIDATION_PERCENT",
+            f"{len(data)} chips are too few for a spatially separate validation split "
+            f"({len(train_idx)} training, {len(val_idx)} validation). Export more chips (smaller STRIDE or "
+            "CHIP_SIZE, a larger area) or set VALIDATION_PERCENT to 0.",
+        )
+    if config.batch_size > len(train_idx):
+        raise UserInputError(
+            "BATCH_SIZE", f"{config.batch_size} is larger than the training set ({len(train_idx)} chips); use at most {len(train_idx)}."
+        )
+    log(f"{len(data)} chips ({data.kind} format), {len(data.bands)} bands, {data.chip_size} px, {k} classes: "
+        + ", ".join(c["name"] for c in classes))
+    log(f"Spatial split: {len(train_idx)} training chips, {len(val_idx)} validation chips"
+        + (f", {dropped} training chips dropped for touching validation chips" if dropped else "") + ".")
+
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed % 2**32)
+    gen = torch.Generator().manual_seed(config.seed)
+    model = UNet(config.backbone if config.backbone else "resnet34", len(data.bands), k)
+    init_meta = None
+    if config.init_model:
+        try:
+            payload = read_model_file(config.init_model)
+        except ModelFileError as exc:
+            raise UserInputError("INIT_MODEL", str(exc)) from None
+        init_meta = payload["metadata"]
+        if int(init_meta["in_channels"]) != len(data.bands) or [c["value"] for c in init_meta["classes"]] != [c["value"] for c in classes]:
+            raise UserInputError(
+                "INIT_MODEL",
+                f"the model was trained on {init_meta['in_channels']} bands and classes "
+                f"{[c['name'] for c in init_meta['classes']]}; these chips have {len(data.bands)} bands and classes "
+                f"{[c['name'] for c in classes]}. Fine-tune only on chips with the same bands and classes.",
+            )
+        model = UNet(init_meta["backbone"], len(data.bands), k)
+        model.load_state_dict(payload["state_dict"])
+        mean = np.array(init_meta["normalization"]["mean"])
+        std = np.array(init_meta["normalization"]["std"])
+        log(f"Continuing from {config.init_model} ({init_meta['backbone']}); its normalisation is kept.")
+    elif config.encoder_weights or config.pretrained:
+        try:
+            state = load_weights_file(config.encoder_weights) if config.encoder_weights else imagenet_state_dict(model.backbone)
+            model.encoder.load_pretrained(state)
+        except EncoderWeightsError as exc:
+            raise UserInputError("ENCODER_WEIGHTS" if config.encoder_weights else "PRETRAINED", str(exc)) from None
+        log(f"Encoder {model.backbone} initialised from " + (config.encoder_weights or "ImageNet weights") + ".")
+    if config.freeze_encoder:
+        for p in model.encoder.parameters():
+            p.requires_grad = False
+    model.to(device)
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    log(f"Training on {'GPU ' + torch.cuda.get_device_name(0) if device.type == 'cuda' else f'CPU ({torch.get_num_threads()} threads)'}.")
+
+    tr = ChipTensors(data, train_idx, lut, mean, std)
+    va = ChipTensors(data, val_idx, lut, mean, std) if val_idx else None
+    counts = np.zeros(k)
+    for c_i, c in enumerate(classes):
+        counts[c_i] = c.get("pixel_count", 1)
+    weight = None
+    if config.class_balancing:
+        w = counts.sum() / np.maximum(counts, 1) / k
+        w = w / w.mean()
+        weight = torch.tensor(w, dtype=torch.float32, device=device)
+        log("Class weights: " + ", ".join(f"{c['name']} {wi:.2f}" for c, wi in zip(classes, w)))
+    loss_fn = make_loss(config.loss, weight)
+
+    lr_curve = []
+    try:
+        if config.learning_rate > 0:
+            lr = config.learning_rate
+        else:
+            lr, lr_curve = find_learning_rate(model, loss_fn, tr, config.batch_size, device, gen, log)
+        result = _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_canceled, log, classes,
+                      data, mean, std, init_meta)
+    except torch.OutOfMemoryError:
+        raise UserInputError("BATCH_SIZE", "ran out of memory. Use a smaller BATCH_SIZE, or export smaller chips (CHIP_SIZE).") from None
+    except RuntimeError as exc:
+        if "out of memory" in str(exc).lower() or "not enough memory" in str(exc).lower():
+            raise UserInputError("BATCH_SIZE", "ran out of memory. Use a smaller BATCH_SIZE, or export smaller chips (CHIP_SIZE).") from None
+        raise
+    result.lr_curve, result.learning_rate = lr_curve, lr
+    result.seconds = time.time() - t_start
+    result.chips_train, result.chips_val = len(train_idx), len(val_idx)
+    result.device = str(device)
+    if config.output_report:
+        from .report import write_report
+
+        write_report(config.output_report, result, data, config)
+        result.report_path = config.output_report
+    return result
+
+
+def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_canceled, log, classes, data, mean, std, init_meta):
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
+    steps = len(tr) // config.batch_size  # incomplete last batches are dropped (batch norm needs > 1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=config.epochs * steps, pct_start=0.25)
+    use_amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    channels_last = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+    history, best = [], None
+    best_epoch, since_best = 0, 0
+    result = TrainResult(config.output_model, None, 0.0, 0.0, 0, 0, False, classes=classes)
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        if config.freeze_encoder:
+            model.encoder.eval()
+        order = torch.randperm(len(tr), generator=gen).tolist()
+        total = 0.0
+        for s in range(steps):
+            if is_canceled():
+                return _finish_canceled(result, best, history, epoch - 1, log)
+            x, y = tr.batch(order[s * config.batch_size:(s + 1) * config.batch_size])
+            if config.augment:
+                x, y = augment_batch(x, y, gen)
+            x = x.to(device, non_blocking=True).contiguous(memory_format=channels_last)
+            y = y.to(device, non_blocking=True).long()
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                loss = loss_fn(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            total += loss.item()
+            progress(((epoch - 1) * steps + s + 1) / (config.epochs * steps))
+        train_loss = total / max(steps, 1)
+        val = evaluate(model, loss_fn, va if va is not None else tr, k, config.batch_size, device, is_canceled)
+        if val is None:
+            return _finish_canceled(result, best, history, epoch - 1, log)
+        sc = scores(val["cm"])
+        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"], "accuracy": sc["accuracy"], "miou": sc["miou"], "iou": sc["iou"]}
+        history.append(row)
+        improved = best is None or sc["miou"] > best["miou"] + 1e-6
+        log(f"Epoch {epoch}/{config.epochs}: train loss {train_loss:.4f}, validation loss {val['loss']:.4f}, "
+            f"accuracy {sc['accuracy']:.3f}, mIoU {sc['miou']:.3f} ("
+            + ", ".join(f"{c['name']} {iou:.2f}" for c, iou in zip(classes, sc["iou"]) if iou == iou) + ")"
+            + ("  ← best, saved" if improved else ""))
+        if improved:
+            best = dict(row, cm=val["cm"], scores=sc, examples=val["examples"])
+            best_epoch, since_best = epoch, 0
+            save_model(config.output_model, model, _metadata(config, model, data, classes, mean, std, best, epoch, lr, init_meta))
+        else:
+            since_best += 1
+            if config.early_stopping and since_best >= config.early_stopping:
+                log(f"Early stopping: no mIoU improvement for {since_best} epochs.")
+                break
+    result.epochs_run = len(history)
+    return _result(result, best, best_epoch, history)
+
+
+def _finish_canceled(result, best, history, epochs_done, log):
+    if best is None:
+        raise Canceled()
+    log(f"Canceled after {epochs_done} epochs; the best model so far (epoch {best['epoch']}) is kept.")
+    result.canceled = True
+    result.epochs_run = epochs_done
+    return _result(result, best, best["epoch"], history)
+
+
+def _result(result, best, best_epoch, history):
+    result.miou, result.accuracy = best["miou"], best["accuracy"]
+    result.best_epoch, result.history = best_epoch, history
+    result.confusion = best["cm"]
+    result.val_examples = best["examples"]
+    return result
+
+
+@torch.inference_mode()
+def evaluate(model, loss_fn, data: ChipTensors, k, batch_size, device, is_canceled, examples=8):
+    """Validation loss, confusion matrix and a few (image, truth, prediction) examples."""
+    model.eval()
+    cm = torch.zeros(k, k, dtype=torch.int64)
+    total, n, ex = 0.0, 0, []
+    for s in range(0, len(data), batch_size):
+        if is_canceled():
+            return None
+        x, y = data.batch(list(range(s, min(s + batch_size, len(data)))))
+        x, y = x.to(device), y.to(device).long()
+        logits = model(x)
+        total += loss_fn(logits, y).item() * x.shape[0]
+        n += x.shape[0]
+        pred = logits.argmax(1)
+        cm += confusion_matrix(pred, y, k)
+        for i in range(x.shape[0]):
+            if len(ex) < examples:
+                ex.append((x[i].cpu().numpy(), y[i].cpu().numpy().astype(np.uint8), pred[i].cpu().numpy().astype(np.uint8)))
+    return {"loss": total / max(n, 1), "cm": cm.numpy(), "examples": ex}
+
+
+def _metadata(config, model, data, classes, mean, std, best, epoch, lr, init_meta):
+    return {
+        "backbone": model.backbone,
+        "in_channels": model.in_channels,
+        "bands": data.bands,
+        "data_type": data.data_type,
+        "nodata": data.nodata,
+        "normalization": {"mean": [float(m) for m in mean], "std": [float(s) for s in std]},
+        "chip_size": data.chip_size,
+        "pixel_size": [float(p) for p in data.pixel_size],
+        "crs": data.crs,
+        "classes": [{"value": int(c["value"]), "name": c["name"], "color": [int(v) for v in c["color"][:3]]} for c in classes],
+        "training": {
+            "chips": os.path.abspath(config.chips), "epochs": config.epochs, "best_epoch": epoch,
+            "batch_size": config.batch_size, "learning_rate": lr, "loss": config.loss,
+            "class_balancing": config.class_balancing, "augment": config.augment,
+            "freeze_encoder": config.freeze_encoder, "pretrained": bool(config.pretrained or config.encoder_weights),
+            "validation_percent": config.validation_percent, "seed": config.seed,
+            "init_model": config.init_model or "",
+        },
+        "metrics": {"miou": best["miou"], "accuracy": best["accuracy"],
+                    "iou": [None if v != v else float(v) for v in best["iou"]]},
+    }
