@@ -35,8 +35,8 @@ def versions() -> dict:
     import numpy
     import torchvision
 
-    return {"torch": torch.__version__, "torchvision": torchvision.__version__,
-            "numpy": numpy.__version__, "python": platform.python_version()}
+    return {"torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
+            "numpy": str(numpy.__version__), "python": platform.python_version()}
 
 
 def build_model(metadata: dict) -> UNet:

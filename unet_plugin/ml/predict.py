@@ -1,0 +1,369 @@
+"""Classify Raster: stream a raster through a trained U-Net in blended, overlapping tiles.
+
+Memory is bounded by one strip of tiles (tile height × raster width), not by
+the raster's size. Reading and normalising run on one thread, writing on
+another, so both overlap with the model's forward pass.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from osgeo import gdal
+
+from ..core.errors import Canceled, UserInputError
+from ..core.raster import (
+    extent_window, open_raster, raster_info, read_window, same_crs, window_geotransform,
+)
+from ..core.styles import NODATA, apply_classes_to_band, write_qml
+from ..core.windows import Window, axis_origins
+from .modelfile import ModelFileError, load_model
+from .train import pick_device
+
+CONFIDENCE_NODATA = -1.0
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    """Parameters of Classify Raster, as plain values (see DESIGN.md)."""
+
+    input: str
+    model: str
+    output: str
+    extent: tuple[float, float, float, float] | None = None
+    tile_size: int = 0
+    overlap: float = 25.0
+    batch_size: int = 4
+    tta: bool = False
+    device: str = "auto"
+    output_confidence: str | None = None
+
+
+@dataclass
+class ClassifyResult:
+    output: str
+    confidence: str | None
+    classes: list[dict]
+    tiles_run: int
+    tiles_skipped: int
+    seconds: float
+    class_shares: dict
+    warnings: list[str]
+
+
+def blend_weights(height: int, width: int) -> np.ndarray:
+    """Tile weights that fall off linearly towards the edges (never zero).
+
+    ``w(i) = max(min(i + 0.5, n - i - 0.5) / (n / 2), 0.01)`` along each axis,
+    the 2-D weight their product: a pixel near a tile's edge counts little
+    where a neighbouring tile sees it from its centre, so overlaps leave no seams.
+    """
+    def ramp(n):
+        i = np.arange(n, dtype=np.float32)
+        return np.maximum(np.minimum(i + 0.5, n - i - 0.5) / (n / 2), 0.01)
+
+    return np.outer(ramp(height), ramp(width)).astype(np.float32)
+
+
+def tta_forward(model, x: torch.Tensor) -> torch.Tensor:
+    """Mean softmax over the 8 flips/90° rotations of ``x``."""
+    total = None
+    for flip in (False, True):
+        xf = x.flip(-1) if flip else x
+        for k in range(4):
+            p = torch.softmax(model(torch.rot90(xf, k, (-2, -1))).float(), 1)
+            p = torch.rot90(p, -k, (-2, -1))
+            p = p.flip(-1) if flip else p
+            total = p if total is None else total + p
+    return total / 8
+
+
+def model_bands(meta: dict, band_count: int) -> list[int]:
+    """Input bands for the model: the training bands by number, or all bands when the counts match."""
+    wanted = [int(b["index"]) for b in meta["bands"]]
+    if max(wanted) <= band_count:
+        return wanted
+    if band_count == len(wanted):
+        return list(range(1, band_count + 1))
+    raise UserInputError(
+        "INPUT",
+        f"the model needs {len(wanted)} bands (trained on bands {wanted} of its training raster) but the raster has "
+        f"{band_count}. Use imagery with the same bands in the same order.",
+    )
+
+
+def check_input(ds, info, meta: dict, bands: list[int], warn: Callable[[str], None]) -> None:
+    """Compare the raster with the model's training data; warn where results may suffer."""
+    dtypes = {info.data_types[b - 1] for b in bands}
+    if meta.get("data_type") and dtypes != {meta["data_type"]}:
+        warn(f"The raster's data type ({', '.join(sorted(dtypes))}) differs from the training data's ({meta['data_type']}).")
+    if meta.get("pixel_size"):
+        ratio = info.pixel_size[0] / float(meta["pixel_size"][0])
+        if ratio > 1.5 or ratio < 1 / 1.5:
+            warn(f"The raster's pixel size ({info.pixel_size[0]:g}) is far from the training data's ({float(meta['pixel_size'][0]):g}); "
+                 "resample the raster to the training resolution for reliable results.")
+    if meta.get("crs") and not same_crs(meta["crs"], info.crs_wkt):
+        warn("The raster's CRS differs from the training data's; results are fine if the pixel size matches.")
+    # a coarse look at the values: a raster scaled differently (0–1 vs 0–10000) would give garbage
+    w, h = min(info.width, 256), min(info.height, 256)
+    sample = ds.ReadAsArray(band_list=bands, buf_xsize=w, buf_ysize=h).reshape(len(bands), -1).astype(np.float64)
+    mean, std = meta["normalization"]["mean"], meta["normalization"]["std"]
+    for i, b in enumerate(bands):
+        nd = info.nodata[b - 1]
+        v = sample[i][np.isfinite(sample[i]) & ((sample[i] != nd) if nd is not None else True)]
+        if v.size and abs(np.median(v) - mean[i]) > 5 * max(std[i], 1e-6):
+            warn(f"Band {b}: values (median {np.median(v):.4g}) are far from the training data's (mean {mean[i]:.4g}, "
+                 f"std {std[i]:.4g}); is the raster scaled the same way?")
+
+
+def _create(path: str, width: int, height: int, gt, wkt: str, dtype: int, nodata: float) -> gdal.Dataset:
+    ds = gdal.GetDriverByName("GTiff").Create(
+        path, width, height, 1, dtype,
+        ["TILED=YES", "COMPRESS=DEFLATE", "PREDICTOR=2" if dtype == gdal.GDT_Byte else "PREDICTOR=1", "BIGTIFF=IF_SAFER"],
+    )
+    ds.SetGeoTransform(gt)
+    ds.SetProjection(wkt)
+    ds.GetRasterBand(1).SetNoDataValue(nodata)
+    return ds
+
+
+def driver_for(path: str) -> str:
+    """GDAL driver for a file name by its extension (GeoTIFF when unknown)."""
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    if ext in ("tif", "tiff", ""):
+        return "GTiff"
+    for i in range(gdal.GetDriverCount()):
+        d = gdal.GetDriver(i)
+        if d.GetMetadataItem(gdal.DCAP_RASTER) and ext in (d.GetMetadataItem(gdal.DMD_EXTENSIONS) or "").split():
+            if d.GetMetadataItem(gdal.DCAP_CREATE) or d.GetMetadataItem(gdal.DCAP_CREATECOPY):
+                return d.ShortName
+    raise UserInputError("OUTPUT", f"GDAL cannot write '.{ext}' rasters; use .tif (GeoTIFF).")
+
+
+def _finish_output(tmp: str, final: str, classes: list[dict] | None) -> None:
+    """Move a finished temporary GeoTIFF to ``final`` (converting its format if needed) and style it."""
+    driver = driver_for(final)
+    for suffix in ("", ".aux.xml"):
+        if os.path.exists(final + suffix):
+            os.remove(final + suffix)
+    if driver == "GTiff":
+        os.replace(tmp, final)
+    else:
+        gdal.Translate(final, tmp, format=driver)
+        gdal.GetDriverByName("GTiff").Delete(tmp)
+    if classes is not None:
+        ds = gdal.Open(final, gdal.GA_Update)
+        apply_classes_to_band(ds.GetRasterBand(1), classes)
+        ds = None
+        write_qml(final, classes)
+
+
+def classify(
+    config: ClassifyConfig,
+    progress: Callable[[float], None] = lambda f: None,
+    is_canceled: Callable[[], bool] = lambda: False,
+    log: Callable[[str], None] = print,
+    warn: Callable[[str], None] | None = None,
+) -> ClassifyResult:
+    """Run Classify Raster.
+
+    Raises:
+        UserInputError: bad parameters, a file that is not a model, mismatching bands.
+        Canceled: the run was canceled; no output is left behind.
+    """
+    t0 = time.time()
+    warnings: list[str] = []
+
+    def _warn(msg):
+        warnings.append(msg)
+        (warn or log)(msg)
+
+    device = pick_device(config.device)
+    try:
+        model, meta = load_model(config.model, device)
+    except ModelFileError as exc:
+        raise UserInputError("MODEL", str(exc)) from None
+    ds = open_raster(config.input, "INPUT")
+    info = raster_info(ds, "INPUT")
+    bands = model_bands(meta, info.band_count)
+    window = extent_window(info, config.extent)
+    tile = int(config.tile_size or meta["chip_size"])
+    if tile < 32 or tile % 32:
+        raise UserInputError("TILE_SIZE", f"{tile} is not usable: the model needs a multiple of 32 (e.g. {max(32, round(tile / 32) * 32)}).")
+    if not 0 <= config.overlap <= 75:
+        raise UserInputError("OVERLAP", "must be a percentage from 0 to 75.")
+    if config.batch_size < 1:
+        raise UserInputError("BATCH_SIZE", "must be at least 1.")
+    for key, path in (("OUTPUT", config.output), ("OUTPUT_CONFIDENCE", config.output_confidence)):
+        if path:
+            driver_for(path) if key == "OUTPUT" else None
+            folder = os.path.dirname(os.path.abspath(path))
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as exc:
+                raise UserInputError(key, f"cannot create folder '{folder}': {exc.strerror}.") from None
+            if not os.access(folder, os.W_OK):
+                raise UserInputError(key, f"'{folder}' is not writable; choose another location.")
+    check_input(ds, info, meta, bands, _warn)
+
+    classes = meta["classes"]
+    k = len(classes)
+    lut = np.array([int(c["value"]) for c in classes], dtype=np.uint8)
+    mean = np.array(meta["normalization"]["mean"], dtype=np.float32).reshape(-1, 1, 1)
+    std = np.array(meta["normalization"]["std"], dtype=np.float32).reshape(-1, 1, 1)
+    stride = max(1, tile - int(round(tile * config.overlap / 100)))
+    th, tw = min(tile, window.height), min(tile, window.width)
+    rows = axis_origins(window.height, tile, stride)
+    cols = axis_origins(window.width, tile, stride)
+    n_tiles = len(rows) * len(cols)
+    weights = torch.from_numpy(blend_weights(th, tw)).to(device)
+    log(f"Classifying {window.width}×{window.height} px in {n_tiles} tiles of {tw}×{th} px "
+        f"(overlap {config.overlap:g} %, stride {stride} px) on {device}; model {meta['backbone']}, {k} classes.")
+
+    gt = window_geotransform(info.geotransform, window)
+    tmp_out = config.output + ".partial.tif"
+    tmp_conf = config.output_confidence + ".partial.tif" if config.output_confidence else None
+    out_ds = _create(tmp_out, window.width, window.height, gt, info.crs_wkt, gdal.GDT_Byte, NODATA)
+    conf_ds = _create(tmp_conf, window.width, window.height, gt, info.crs_wkt, gdal.GDT_Float32, CONFIDENCE_NODATA) if tmp_conf else None
+    counts = np.zeros(256, dtype=np.int64)
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def reader(q_in: queue.Queue):
+        """Read one strip per tile row, normalise, cut into tiles."""
+        try:
+            for r in rows:
+                if stop.is_set():
+                    break
+                strip_win = Window(window.col, window.row + r, window.width, th)
+                data, valid = read_window(ds, bands, strip_win, info.nodata)
+                x = (data.astype(np.float32) - mean) / std
+                x[:, ~valid] = 0.0
+                tiles = [(c, x[:, :, c:c + tw], valid[:, c:c + tw].any()) for c in cols]
+                q_in.put((r, tiles, valid))
+        except BaseException as exc:  # reported by the main thread
+            failure.append(exc)
+        finally:
+            q_in.put(None)
+
+    def writer(q_out: queue.Queue):
+        try:
+            while True:
+                item = q_out.get()
+                if item is None:
+                    break
+                y, cls, conf = item
+                out_ds.GetRasterBand(1).WriteArray(cls, 0, y)
+                if conf_ds is not None:
+                    conf_ds.GetRasterBand(1).WriteArray(conf, 0, y)
+        except BaseException as exc:
+            failure.append(exc)
+
+    q_in: queue.Queue = queue.Queue(maxsize=2)
+    q_out: queue.Queue = queue.Queue(maxsize=4)
+    threads = [threading.Thread(target=reader, args=(q_in,), daemon=True), threading.Thread(target=writer, args=(q_out,), daemon=True)]
+    for t in threads:
+        t.start()
+
+    acc = torch.zeros((k, th, window.width), dtype=torch.float32, device=device)
+    wsum = torch.zeros((th, window.width), dtype=torch.float32, device=device)
+    valid_buf = np.zeros((th, window.width), dtype=bool)
+    done = run = skipped = 0
+    prev = None
+    memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+
+    def flush(nrows: int, y: int):
+        """Finalise the first ``nrows`` rows of the strip buffers (raster row ``y``)."""
+        w = wsum[:nrows].clamp(min=1e-12)
+        prob = acc[:, :nrows] / w
+        conf, idx = prob.max(0)
+        cls = lut[idx.cpu().numpy()]
+        ok = valid_buf[:nrows] & (wsum[:nrows] > 0).cpu().numpy()
+        cls[~ok] = NODATA
+        counts[:] += np.bincount(cls.ravel(), minlength=256)
+        conf_np = conf.cpu().numpy().astype(np.float32) if conf_ds is not None else None
+        if conf_np is not None:
+            conf_np[~ok] = CONFIDENCE_NODATA
+        q_out.put((y, cls, conf_np))
+
+    try:
+        with torch.inference_mode():
+            while True:
+                item = q_in.get()
+                if item is None:
+                    break
+                r, tiles, valid = item
+                if prev is not None:  # rows [prev, r) are final: write them, shift the buffers
+                    d = r - prev
+                    flush(d, prev)
+                    acc[:, : th - d] = acc[:, d:].clone()
+                    acc[:, th - d:] = 0
+                    wsum[: th - d] = wsum[d:].clone()
+                    wsum[th - d:] = 0
+                    valid_buf[: th - d] = valid_buf[d:]
+                    valid_buf[th - d:] = False
+                valid_buf[:] |= valid
+                work = [(c, t) for c, t, has_data in tiles if has_data]
+                skipped += len(tiles) - len(work)
+                for b in range(0, len(work), config.batch_size):
+                    if is_canceled():
+                        raise Canceled()
+                    chunk = work[b:b + config.batch_size]
+                    x = torch.from_numpy(np.stack([t for _, t in chunk])).to(device).contiguous(memory_format=memory_format)
+                    with torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda"):
+                        prob = tta_forward(model, x) if config.tta else torch.softmax(model(x).float(), 1)
+                    for (c, _), p in zip(chunk, prob):
+                        acc[:, :, c:c + tw] += p * weights
+                        wsum[:, c:c + tw] += weights
+                    run += len(chunk)
+                    progress((done + b + len(chunk)) / n_tiles)
+                done += len(tiles)
+                progress(done / n_tiles)
+                if failure:
+                    break
+                prev = r
+            if is_canceled():
+                raise Canceled()
+            if failure:
+                raise failure[0]
+            if prev is not None:
+                flush(th, prev)
+        q_out.put(None)
+        for t in threads:
+            t.join()
+        if failure:
+            raise failure[0]
+        out_ds = conf_ds = None
+        _finish_output(tmp_out, config.output, classes)
+        if tmp_conf:
+            _finish_output(tmp_conf, config.output_confidence, None)
+    except BaseException:
+        stop.set()
+        try:  # unblock and stop the threads, then remove every partial output
+            while q_in.get_nowait() is not None:
+                pass
+        except queue.Empty:
+            pass
+        q_out.put(None)
+        for t in threads:
+            t.join(timeout=10)
+        out_ds = conf_ds = None
+        for p in (tmp_out, tmp_conf):
+            if p and os.path.exists(p):
+                gdal.GetDriverByName("GTiff").Delete(p)
+        raise
+    total = max(int(counts[:NODATA].sum()), 1)
+    shares = {c["name"]: float(counts[int(c["value"])]) / total for c in classes}
+    seconds = time.time() - t0
+    log(f"{run} tiles classified, {skipped} skipped (all nodata), {seconds:.1f} s "
+        f"({window.width * window.height / 1e6 / max(seconds, 1e-9):.2f} Mpx/s) on {device}.")
+    log("Class shares: " + ", ".join(f"{n} {100 * s:.1f}%" for n, s in shares.items()))
+    return ClassifyResult(config.output, config.output_confidence, classes, run, skipped, seconds, shares, warnings)
