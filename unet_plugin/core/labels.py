@@ -177,3 +177,29 @@ def warp_label_raster(path: str, out_path: str, info: RasterInfo, window: Window
     out = gdal.Open(out_path, gdal.GA_Update)
     out.GetRasterBand(1).DeleteNoDataValue()
     out = None
+
+
+def write_polygons(path: str, crs_wkt: str, polygons) -> int:
+    """Write ``(wkb, code)`` pairs as a GeoPackage layer with an integer field ``code``.
+
+    Returns:
+        The number of polygons written.
+    """
+    from osgeo import osr
+
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(crs_wkt)
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(path)
+    layer = ds.CreateLayer("polygons", srs, ogr.wkbMultiPolygon)
+    layer.CreateField(ogr.FieldDefn(CODE_FIELD, ogr.OFTInteger))
+    n = 0
+    layer.StartTransaction()
+    for wkb, code in polygons:
+        feat = ogr.Feature(layer.GetLayerDefn())
+        feat.SetGeometry(ogr.CreateGeometryFromWkb(bytes(wkb)))
+        feat.SetField(CODE_FIELD, int(code))
+        layer.CreateFeature(feat)
+        n += 1
+    layer.CommitTransaction()
+    ds = None
+    return n

@@ -221,7 +221,7 @@ def find_learning_rate(model, loss_fn, train: ChipTensors, batch_size, device, g
             break
     model.load_state_dict(state)
     lr_min = min(curve, key=lambda t: t[1])[0]
-    chosen = float(min(max(lr_min / 10, 1e-5), 1e-2))
+    chosen = float(min(max(lr_min / 10, 1e-5), 3e-3))
     log("Learning-rate range test: " + ", ".join(f"{lr:.1e}→{l:.3f}" for lr, l in curve[:: max(1, len(curve) // 12)]))
     log(f"Lowest loss at {lr_min:.2e}; chosen learning rate {chosen:.2e} (a tenth of it).")
     return chosen, curve

@@ -1,0 +1,87 @@
+"""What every algorithm of the provider shares: translation, icon, error reporting, feedback adapters."""
+
+from __future__ import annotations
+
+import os
+
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterDefinition
+from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtGui import QIcon
+
+from ..core.errors import Canceled, UserInputError
+
+CONTEXT = "UnetPlugin"
+ICON = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "resources", "icon.svg")
+DEVICES = ["auto", "cpu", "cuda"]
+
+
+def tr(text: str) -> str:
+    """Translate ``text`` in the plugin's one translation context."""
+    return QCoreApplication.translate(CONTEXT, text)
+
+
+def advanced(param):
+    """Mark a parameter as advanced (collapsed in the dialog) and return it."""
+    param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    return param
+
+
+def with_help(param, text: str):
+    """Attach help text to a parameter (shown by ``qgis_process help`` and as a tooltip)."""
+    param.setHelp(text)
+    return param
+
+
+class UnetAlgorithm(QgsProcessingAlgorithm):
+    """Base class: subclasses define ``name``, ``displayName``, parameters and ``process``."""
+
+    needs_torch = False
+
+    def tr(self, text: str) -> str:
+        return tr(text)
+
+    def createInstance(self):
+        return type(self)()
+
+    def icon(self):
+        return QIcon(ICON)
+
+    def helpUrl(self):
+        return "https://github.com/qgis-unet/qgis-unet#readme"
+
+    def canExecute(self):
+        if self.needs_torch:
+            from ..deps import missing_dependencies
+
+            missing = missing_dependencies()
+            if missing:
+                return False, tr("This algorithm needs PyTorch: ") + missing
+        return True, ""
+
+    def processAlgorithm(self, parameters, context, feedback):
+        ok, message = self.canExecute()
+        if not ok:
+            raise QgsProcessingException(message)
+        try:
+            return self.process(parameters, context, feedback)
+        except UserInputError as exc:
+            prefix = f"{exc.parameter}: " if exc.parameter else ""
+            raise QgsProcessingException(prefix + exc.message) from None
+        except Canceled:
+            raise QgsProcessingException(tr("Canceled; partial outputs were removed.")) from None
+
+    def process(self, parameters, context, feedback):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def progress_of(feedback):
+    """A ``progress(fraction)`` callable for core functions."""
+    return lambda fraction: feedback.setProgress(100.0 * fraction)
+
+
+def log_of(feedback):
+    return lambda message: feedback.pushInfo(message)
+
+
+def warn_of(feedback):
+    return lambda message: feedback.pushWarning(message) if hasattr(feedback, "pushWarning") else feedback.reportError(message)

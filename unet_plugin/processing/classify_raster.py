@@ -1,0 +1,107 @@
+"""Processing glue for Classify Raster."""
+
+from __future__ import annotations
+
+import os
+
+from qgis.core import (
+    QgsProcessingLayerPostProcessorInterface, QgsProcessingParameterBoolean, QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent, QgsProcessingParameterFile, QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
+)
+
+from ..core.errors import UserInputError
+from .base import DEVICES, UnetAlgorithm, advanced, log_of, progress_of, tr, warn_of, with_help
+
+
+class ClassStyle(QgsProcessingLayerPostProcessorInterface):
+    """Styles the loaded class raster from the ``.qml`` written beside it."""
+
+    instances = []  # QGIS does not keep the post-processor alive; we do
+
+    def __init__(self, qml: str):
+        super().__init__()
+        self.qml = qml
+
+    def postProcessLayer(self, layer, context, feedback):
+        if os.path.exists(self.qml):
+            layer.loadNamedStyle(self.qml)
+            layer.triggerRepaint()
+
+    @classmethod
+    def create(cls, qml: str):
+        cls.instances.append(cls(qml))
+        return cls.instances[-1]
+
+
+class ClassifyRaster(UnetAlgorithm):
+    needs_torch = True
+    INPUT, MODEL, EXTENT, TILE_SIZE, OVERLAP = "INPUT", "MODEL", "EXTENT", "TILE_SIZE", "OVERLAP"
+    BATCH_SIZE, TTA, DEVICE, OUTPUT, OUTPUT_CONFIDENCE = "BATCH_SIZE", "TTA", "DEVICE", "OUTPUT", "OUTPUT_CONFIDENCE"
+
+    def name(self):
+        return "classifyraster"
+
+    def displayName(self):
+        return tr("Classify Raster")
+
+    def shortHelpString(self):
+        return tr(
+            "Classifies a raster of any size with a model from Train U-Net and writes a class raster "
+            "(GeoTIFF, one byte per pixel, with colour table, class names and a .qml style beside it).\n\n"
+            "The raster is processed in overlapping tiles that are blended, so no seams show. The raster must have "
+            "the bands the model was trained on, in the same order; its nodata becomes nodata (255) in the result. "
+            "Optionally writes the probability of the chosen class."
+        )
+
+    def initAlgorithm(self, config=None):
+        self.addParameter(with_help(QgsProcessingParameterRasterLayer(self.INPUT, tr("Input imagery")),
+                                    tr("Imagery with the bands the model was trained on, in the same order.")))
+        self.addParameter(with_help(QgsProcessingParameterFile(self.MODEL, tr("Model"), extension="pt"),
+                                    tr("A model file (.pt) from Train U-Net.")))
+        self.addParameter(with_help(QgsProcessingParameterExtent(self.EXTENT, tr("Extent"), optional=True),
+                                    tr("Area to classify. Empty: the whole raster.")))
+        self.addParameter(advanced(with_help(QgsProcessingParameterNumber(self.TILE_SIZE, tr("Tile size (pixels)"), QgsProcessingParameterNumber.Integer, 0, minValue=0),
+                                             tr("Tile width and height, a multiple of 32. 0: the model's chip size."))))
+        self.addParameter(advanced(with_help(QgsProcessingParameterNumber(self.OVERLAP, tr("Tile overlap (%)"), QgsProcessingParameterNumber.Integer, 25, minValue=0, maxValue=75),
+                                             tr("Overlap between neighbouring tiles; overlaps are blended to avoid seams."))))
+        self.addParameter(advanced(with_help(QgsProcessingParameterNumber(self.BATCH_SIZE, tr("Batch size"), QgsProcessingParameterNumber.Integer, 4, minValue=1),
+                                             tr("Tiles per forward pass."))))
+        self.addParameter(advanced(with_help(QgsProcessingParameterBoolean(self.TTA, tr("Test-time augmentation"), False),
+                                             tr("Average the predictions of the 8 flips and rotations (8× slower, a little more accurate)."))))
+        self.addParameter(advanced(with_help(QgsProcessingParameterEnum(self.DEVICE, tr("Device"), DEVICES, defaultValue=0),
+                                             tr("auto: a CUDA GPU when present, else the CPU."))))
+        self.addParameter(with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, tr("Classified raster")),
+                                    tr("The class raster.")))
+        self.addParameter(with_help(QgsProcessingParameterRasterDestination(self.OUTPUT_CONFIDENCE, tr("Confidence raster"), optional=True, createByDefault=False),
+                                    tr("Probability (0–1) of the chosen class per pixel.")))
+
+    def process(self, parameters, context, feedback):
+        from ..ml.predict import ClassifyConfig, classify
+
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        if layer is None:
+            raise UserInputError(self.INPUT, tr("choose a raster layer."))
+        if not layer.crs().isValid():
+            raise UserInputError(self.INPUT, tr("the raster has no coordinate reference system; assign one first."))
+        extent = None
+        if parameters.get(self.EXTENT) not in (None, ""):
+            rect = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
+            if not rect.isNull() and not rect.isEmpty():
+                extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        confidence = self.parameterAsOutputLayer(parameters, self.OUTPUT_CONFIDENCE, context) if parameters.get(self.OUTPUT_CONFIDENCE) else None
+        cfg = ClassifyConfig(
+            input=layer.source(), model=self.parameterAsFile(parameters, self.MODEL, context), output=output,
+            extent=extent, tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
+            overlap=self.parameterAsInt(parameters, self.OVERLAP, context),
+            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+            tta=self.parameterAsBool(parameters, self.TTA, context),
+            device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+            output_confidence=confidence or None,
+        )
+        classify(cfg, progress_of(feedback), feedback.isCanceled, log_of(feedback), warn_of(feedback))
+        if context.willLoadLayerOnCompletion(output):
+            details = context.layerToLoadOnCompletionDetails(output)
+            details.setPostProcessor(ClassStyle.create(os.path.splitext(output)[0] + ".qml"))
+        return {self.OUTPUT: output, self.OUTPUT_CONFIDENCE: confidence}

@@ -1,0 +1,32 @@
+"""The Processing provider ``unet``."""
+
+from __future__ import annotations
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from .base import ICON, tr
+from .classify_raster import ClassifyRaster
+from .export_chips import ExportTrainingChips
+from .train_unet import TrainUnet
+
+
+class UnetProvider(QgsProcessingProvider):
+    def id(self):
+        return "unet"
+
+    def name(self):
+        return tr("U-Net segmentation")
+
+    def longName(self):
+        return self.name()
+
+    def icon(self):
+        return QIcon(ICON)
+
+    def svgIconPath(self):
+        return ICON
+
+    def loadAlgorithms(self):
+        for alg in (ExportTrainingChips(), TrainUnet(), ClassifyRaster()):
+            self.addAlgorithm(alg)
