@@ -16,7 +16,6 @@ import os
 import pickle
 import platform
 import tempfile
-import zipfile
 
 import torch
 
@@ -80,7 +79,7 @@ def read_model_file(path: str) -> dict:
             f"'{path}' was refused: it holds Python objects that would run code when loaded "
             f"({str(exc).splitlines()[0][:200]}). Only U-Net model files written by this plugin can be used."
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+    except Exception as exc:  # any other unreadable content: truncated, not a zip, garbage
         raise ModelFileError(f"'{path}' is not a U-Net model file or is damaged ({str(exc).splitlines()[0][:200]}).") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
         raise ModelFileError(f"'{path}' is not a U-Net model file of this plugin (format '{FORMAT_NAME}' expected).")

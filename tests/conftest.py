@@ -1,0 +1,71 @@
+"""Shared fixtures: the plugin importable under its package name, real data, a tiny trained model."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import tempfile
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.path.join(ROOT, "tests", "data")
+NC = os.path.join(DATA, "nc_landsat7")
+BEFL = os.path.join(DATA, "befl_fields_s2")
+NC_IMAGE = os.path.join(NC, "nc_lsat7_2000_6band.tif")
+NC_STRATA = os.path.join(NC, "strata.tif")
+NC_POLYGONS = os.path.join(NC, "landsat96_polygons.shp")
+BEFL_IMAGE = os.path.join(BEFL, "befl_s2_b08_b04_b03.tif")
+BEFL_POLYGONS = os.path.join(BEFL, "fields_polygons.gpkg")
+BEFL_LOCATIONS = os.path.join(BEFL, "fields_locations.gpkg")
+PACKAGE = "unet_segmentation"
+
+# The checkout may have any folder name; tests import it as the plugin package, as QGIS does.
+_LINKS = tempfile.mkdtemp(prefix="unet-plugin-path-")
+os.symlink(ROOT, os.path.join(_LINKS, PACKAGE))
+sys.path.insert(0, _LINKS)
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def plugin_module(name: str = ""):
+    """Import ``unet_segmentation[.name]``."""
+    return importlib.import_module(PACKAGE + ("." + name if name else ""))
+
+
+@pytest.fixture(scope="session")
+def plugin_path():
+    return _LINKS
+
+
+@pytest.fixture(scope="session")
+def provider(qgis_app, qgis_processing):
+    """The plugin loaded as QGIS loads it: classFactory, then initProcessing."""
+    from qgis.core import QgsApplication
+
+    plugin = plugin_module().classFactory(None)
+    plugin.initProcessing()
+    yield QgsApplication.processingRegistry().providerById("unet")
+    plugin.unload()
+
+
+@pytest.fixture(scope="session")
+def strata_chips(tmp_path_factory):
+    """NC Landsat chips (64 px, stride 32) labelled from the 7-class land-cover raster."""
+    from unet_segmentation.unet_plugin.core.chips import ExportConfig, export_chips
+
+    out = str(tmp_path_factory.mktemp("chips") / "strata")
+    export_chips(ExportConfig(input=NC_IMAGE, output=out, label_raster=NC_STRATA, chip_size=64, stride=32))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(strata_chips, tmp_path_factory):
+    """A resnet18 U-Net trained for a few epochs on the strata chips (seconds on a CPU)."""
+    from unet_segmentation.unet_plugin.ml.train import TrainConfig, train
+
+    path = str(tmp_path_factory.mktemp("model") / "nc.pt")
+    result = train(TrainConfig(chips=strata_chips, output_model=path, backbone="resnet18", pretrained=False,
+                               epochs=8, batch_size=8, learning_rate=2e-3, validation_percent=15,
+                               early_stopping=0, class_balancing=False), log=lambda m: None)
+    return path, result

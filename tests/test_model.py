@@ -1,0 +1,196 @@
+"""The bundled U-Net: encoders, band counts, sizes, weights, model files, ONNX."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from unet_segmentation.unet_plugin.ml.encoders import ENCODERS, EncoderWeightsError, ResNetEncoder, adapt_first_conv, get_spec
+from unet_segmentation.unet_plugin.ml.modelfile import FORMAT_NAME, ModelFileError, load_model, read_model_file, save_model
+from unet_segmentation.unet_plugin.ml.unet import UNet
+
+META = {"backbone": "resnet18", "in_channels": 4, "bands": [{"index": i, "name": f"b{i}"} for i in range(1, 5)],
+        "classes": [{"value": v, "name": n, "color": [v * 20, 0, 0]} for v, n in ((0, "background"), (1, "water"), (2, "forest"))],
+        "normalization": {"mean": [0.0] * 4, "std": [1.0] * 4}, "chip_size": 64, "data_type": "Float32"}
+
+
+@pytest.mark.parametrize("name", sorted(ENCODERS))
+def test_every_encoder_gives_full_resolution_logits(name):
+    torch.manual_seed(0)
+    model = UNet(name, in_channels=3, num_classes=5).eval()
+    feats = model.encoder(torch.zeros(1, 3, 64, 64))
+    assert [f.shape[1] for f in feats] == list(model.encoder.out_channels)
+    assert [f.shape[-1] for f in feats] == [64, 32, 16, 8, 4, 2]
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 64, 64)).shape == (2, 5, 64, 64)
+
+
+@pytest.mark.parametrize("bands", [1, 3, 4, 13])
+def test_band_counts(bands):
+    model = UNet("resnet18", in_channels=bands, num_classes=3).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, bands, 64, 64)).shape == (1, 3, 64, 64)
+
+
+@pytest.mark.parametrize("h,w", [(45, 77), (33, 33), (100, 64), (7, 9)])
+def test_odd_input_sizes_are_padded_and_cropped(h, w):
+    model = UNet("resnet18", 3, 2).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, h, w)).shape == (1, 2, h, w)
+
+
+def test_unknown_backbone_lists_valid_ones():
+    with pytest.raises(ValueError, match="resnet34"):
+        get_spec("vgg16")
+
+
+def test_first_conv_rule():
+    w = torch.randn(64, 3, 7, 7)
+    one = adapt_first_conv(w, 1)
+    assert one.shape == (64, 1, 7, 7) and torch.allclose(one[:, 0], w.sum(1))
+    for c in (4, 6, 13):
+        a = adapt_first_conv(w, c)
+        assert a.shape == (64, c, 7, 7)
+        for band in range(c):  # R, G, B, R, G, … scaled by 3/C
+            assert torch.allclose(a[:, band], w[:, band % 3] * 3 / c)
+    # for whole repeats of RGB, a pixel of equal values in every band responds as in RGB
+    assert torch.allclose(adapt_first_conv(w, 6).sum(1), w.sum(1), atol=1e-5)
+    assert torch.equal(adapt_first_conv(w, 3), w)
+
+
+def test_pretrained_weights_from_local_file(tmp_path):
+    rgb = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "resnet18.pth"
+    torch.save(rgb.state_dict(), path)
+    from unet_segmentation.unet_plugin.ml.encoders import load_weights_file
+
+    enc = ResNetEncoder("resnet18", in_channels=4)
+    enc.load_pretrained(load_weights_file(str(path)))
+    assert torch.allclose(enc.net.layer1[0].conv1.weight, rgb.layer1[0].conv1.weight)
+    assert torch.allclose(enc.net.conv1.weight, adapt_first_conv(rgb.conv1.weight, 4))
+
+
+def test_bad_weights_file_is_explained(tmp_path):
+    from unet_segmentation.unet_plugin.ml.encoders import load_weights_file
+
+    path = tmp_path / "x.pth"
+    torch.save({"foo": torch.zeros(1)}, path)
+    with pytest.raises(EncoderWeightsError, match="not a ResNet"):
+        load_weights_file(str(path))
+
+
+def test_download_failure_says_how_to_fix(monkeypatch):
+    from unet_segmentation.unet_plugin.ml import encoders
+
+    def offline(*a, **k):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(EncoderWeightsError, match="ENCODER_WEIGHTS"):
+        encoders.imagenet_state_dict("resnet18")
+
+
+def test_a_training_step_lowers_the_loss():
+    torch.manual_seed(0)
+    model = UNet("resnet18", 4, 3)
+    x = torch.randn(4, 4, 64, 64)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 1).long()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(8):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] * 0.8
+
+
+def test_save_load_round_trip(tmp_path):
+    torch.manual_seed(1)
+    model = UNet("resnet18", 4, 3).eval()
+    path = str(tmp_path / "m.pt")
+    save_model(path, model, META)
+    loaded, meta = load_model(path)
+    x = torch.randn(2, 4, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+    assert meta["classes"][1]["name"] == "water" and meta["architecture"] == "unet"
+    assert "torch" in meta["versions"]
+    assert not [f for f in os.listdir(tmp_path) if f != "m.pt"]  # no temporary file left
+
+
+def _refused(path, match):
+    with pytest.raises(ModelFileError, match=match):
+        read_model_file(str(path))
+
+
+def test_refuses_wrong_format(tmp_path):
+    p = tmp_path / "other.pt"
+    torch.save({"format": "something-else", "state_dict": {}}, p)
+    _refused(p, "not a U-Net model file")
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), p)
+    _refused(p, "not a U-Net model file")
+    p.write_text("hello")
+    _refused(p, "not a U-Net model file or is damaged")
+
+
+def test_refuses_newer_version(tmp_path):
+    p = tmp_path / "new.pt"
+    torch.save({"format": FORMAT_NAME, "format_version": 99, "metadata": META, "state_dict": {}}, p)
+    _refused(p, "newer")
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch " + _Evil.marker,))
+
+
+def test_refuses_malicious_pickle(tmp_path):
+    marker = tmp_path / "pwned"
+    _Evil.marker = str(marker)
+    p = tmp_path / "evil.pt"
+    torch.save({"format": FORMAT_NAME, "format_version": 1, "metadata": META, "state_dict": {}, "x": _Evil()}, p)
+    _refused(p, "would run code")
+    assert not marker.exists()
+    with open(tmp_path / "evil.pkl", "wb") as f:
+        pickle.dump(_Evil(), f)
+    _refused(tmp_path / "evil.pkl", "refused|not a U-Net")
+    assert not marker.exists()
+
+
+def test_refuses_truncated_file(tmp_path):
+    model = UNet("resnet18", 4, 3)
+    p = tmp_path / "m.pt"
+    save_model(str(p), model, META)
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    _refused(p, "damaged")
+
+
+def test_onnx_export_matches_pytorch(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from unet_segmentation.unet_plugin.ml.onnx_export import export_onnx
+
+    torch.manual_seed(2)
+    model = UNet("resnet18", 4, 3).eval()
+    meta = dict(META, normalization={"mean": [10.0, 20.0, 30.0, 40.0], "std": [2.0, 3.0, 4.0, 5.0]}, pixel_size=[0.5, 0.5])
+    path = str(tmp_path / "m.pt")
+    save_model(path, model, meta)
+    props = export_onnx(path, str(tmp_path / "m.onnx"))
+    assert props["model_type"] == "Segmentor" and props["tile_size"] == "64" and props["resolution"] == "50.0"
+    pixels = np.random.default_rng(0).uniform(0, 80, (1, 4, 64, 64)).astype(np.float32)
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    onnx_prob = sess.run(None, {"input": pixels / 255.0})[0]
+    mean = torch.tensor(meta["normalization"]["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(meta["normalization"]["std"]).view(1, -1, 1, 1)
+    with torch.no_grad():
+        ref = torch.softmax(model((torch.from_numpy(pixels) - mean) / std), 1).numpy()
+    assert np.abs(onnx_prob - ref).max() < 1e-3
+    import onnx
+
+    keys = {p.key for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
+    assert {"class_names", "standardization_mean", "standardization_std", "tile_overlap"} <= keys
