@@ -196,7 +196,7 @@ def write_polygons(path: str, crs_wkt: str, polygons) -> int:
     layer.StartTransaction()
     for wkb, code in polygons:
         feat = ogr.Feature(layer.GetLayerDefn())
-        feat.SetGeometry(ogr.CreateGeometryFromWkb(bytes(wkb)))
+        feat.SetGeometry(ogr.ForceToMultiPolygon(ogr.CreateGeometryFromWkb(bytes(wkb))))
         feat.SetField(CODE_FIELD, int(code))
         layer.CreateFeature(feat)
         n += 1
