@@ -1,0 +1,185 @@
+"""Train U-Net on small real chips: learning, early stopping, cancellation, split, Esri folders, bad input."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import NC_IMAGE, NC_STRATA
+from unet_segmentation.unet_plugin.core.chips import ExportConfig, export_chips
+from unet_segmentation.unet_plugin.core.dataset import load_chip_dataset, spatial_split
+from unet_segmentation.unet_plugin.core.errors import Canceled, UserInputError
+from unet_segmentation.unet_plugin.ml import train as train_mod
+from unet_segmentation.unet_plugin.ml.modelfile import read_model_file
+from unet_segmentation.unet_plugin.ml.train import TrainConfig, train
+
+QUIET = {"log": lambda m: None}
+
+
+@pytest.fixture(scope="module")
+def small_chips(tmp_path_factory):
+    """About 20 chips of 64 px from the centre of the NC scene."""
+    out = str(tmp_path_factory.mktemp("small") / "chips")
+    x0, y1 = 630534.0 + 100 * 28.5, 228114.0 - 100 * 28.5
+    export_chips(ExportConfig(input=NC_IMAGE, output=out, label_raster=NC_STRATA, chip_size=64, stride=64,
+                              extent=(x0, y1 - 320 * 28.5, x0 + 256 * 28.5, y1)))
+    return out
+
+
+def _cfg(chips, tmp_path, **kw):
+    base = dict(chips=chips, output_model=str(tmp_path / "m.pt"), backbone="resnet18", pretrained=False,
+                epochs=2, batch_size=4, learning_rate=1e-3, validation_percent=20)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_learns_above_the_trivial_baseline(tiny_model):
+    path, result = tiny_model
+    cm = result.confusion
+    truth = cm.sum(1)
+    majority_iou = truth.max() / cm.sum()           # predicting the majority class everywhere
+    baseline = majority_iou / (truth > 0).sum()
+    assert result.miou > 2 * baseline
+    assert result.accuracy > truth.max() / cm.sum()  # better than the majority class
+    meta = read_model_file(path)["metadata"]
+    assert meta["metrics"]["miou"] == pytest.approx(result.miou)
+    assert [c["value"] for c in meta["classes"]] == [1, 2, 3, 4, 5, 6, 7]  # no background in strata
+    assert len(meta["normalization"]["mean"]) == 6 and meta["chip_size"] == 64
+
+
+def test_early_stopping_keeps_the_best_epoch(small_chips, tmp_path, monkeypatch):
+    series = iter([0.30, 0.50, 0.40, 0.35, 0.20, 0.90, 0.95])
+    real = train_mod.scores
+
+    def scripted(cm):
+        s = real(cm)
+        s["miou"] = next(series)
+        return s
+
+    monkeypatch.setattr(train_mod, "scores", scripted)
+    result = train(_cfg(small_chips, tmp_path, epochs=7, early_stopping=2), **QUIET)
+    assert result.epochs_run == 4 and result.best_epoch == 2 and result.miou == 0.5
+    assert read_model_file(str(tmp_path / "m.pt"))["metadata"]["training"]["best_epoch"] == 2
+
+
+def test_cancel_keeps_the_best_model(small_chips, tmp_path):
+    calls = {"n": 0}
+
+    def cancel_in_third_epoch():
+        calls["n"] += 1
+        return calls["n"] > 2 * 4 + 4  # steps per epoch is 4 with these chips; also counts validation polls
+
+    result = train(_cfg(small_chips, tmp_path, epochs=10, early_stopping=0), is_canceled=cancel_in_third_epoch, **QUIET)
+    assert result.canceled and 1 <= result.epochs_run < 10
+    meta = read_model_file(str(tmp_path / "m.pt"))["metadata"]
+    assert meta["training"]["best_epoch"] == result.best_epoch <= result.epochs_run
+
+
+def test_cancel_before_any_epoch_writes_nothing(small_chips, tmp_path):
+    with pytest.raises(Canceled):
+        train(_cfg(small_chips, tmp_path), is_canceled=lambda: True, **QUIET)
+    assert not os.path.exists(tmp_path / "m.pt")
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".partial")]
+
+
+def test_split_is_spatial_and_reproducible(strata_chips):
+    data = load_chip_dataset(strata_chips)
+    a = spatial_split(data.bounds, 15, 42)
+    assert a == spatial_split(data.bounds, 15, 42)
+    assert a[1] != spatial_split(data.bounds, 15, 7)[1]
+    train_idx, val_idx, dropped = a
+    assert val_idx and train_idx and dropped > 0  # stride 32 chips overlap: neighbours are dropped
+    for t in train_idx:
+        x0, y0, x1, y1 = data.bounds[t]
+        for v in val_idx:
+            vx0, vy0, vx1, vy1 = data.bounds[v]
+            assert not (vx0 < x1 and vx1 > x0 and vy0 < y1 and vy1 > y0), "a training chip overlaps a validation chip"
+    assert abs(len(val_idx) / len(data) - 0.15) < 0.1
+
+
+def test_esri_classified_tiles_folder_trains(small_chips, tmp_path):
+    esri = str(tmp_path / "esri")
+    shutil.copytree(small_chips, esri)
+    os.remove(os.path.join(esri, "dataset.json"))
+    data = load_chip_dataset(esri)
+    assert data.kind == "esri" and len(data) > 10 and len(data.bands) == 6
+    assert data.classes[0]["value"] == 1  # classes from the .emd, no background pixels
+    result = train(_cfg(esri, tmp_path, epochs=1), **QUIET)
+    assert os.path.exists(result.model_path) and result.epochs_run == 1
+
+
+def test_report_is_self_contained(small_chips, tmp_path):
+    report = str(tmp_path / "r.html")
+    train(_cfg(small_chips, tmp_path, learning_rate=0.0, output_report=report, class_balancing=True,
+               loss="cross-entropy + dice"), **QUIET)
+    html = open(report, encoding="utf-8").read()
+    assert html.count("<svg") == 3  # loss, mIoU, learning-rate curves
+    assert html.count("data:image/png;base64,") >= 3 and "Confusion matrix" in html
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "") and "https://" not in html
+
+
+def test_focal_loss_and_frozen_encoder(small_chips, tmp_path):
+    result = train(_cfg(small_chips, tmp_path, loss="focal", freeze_encoder=True, epochs=1), **QUIET)
+    assert result.epochs_run == 1
+
+
+def test_fine_tune_from_init_model(small_chips, tmp_path):
+    first = train(_cfg(small_chips, tmp_path, epochs=1), **QUIET)
+    second = train(_cfg(small_chips, tmp_path, epochs=1, init_model=first.model_path,
+                        output_model=str(tmp_path / "m2.pt")), **QUIET)
+    assert read_model_file(second.model_path)["metadata"]["training"]["init_model"] == first.model_path
+
+
+def _bad(config, param, match):
+    with pytest.raises(UserInputError, match=match) as e:
+        train(config, **QUIET)
+    assert e.value.parameter == param
+
+
+def test_bad_inputs(small_chips, tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _bad(_cfg(str(empty), tmp_path), "CHIPS", "not a chip data set")
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "notes.txt").write_text("x")
+    _bad(_cfg(str(tmp_path / "foreign"), tmp_path), "CHIPS", "not a chip data set")
+    # one class only
+    one = str(tmp_path / "one")
+    shutil.copytree(small_chips, one)
+    meta = json.load(open(os.path.join(one, "dataset.json")))
+    for c in meta["classes"]:
+        c["pixel_count"] = 100 if c["value"] == 5 else 0
+    json.dump(meta, open(os.path.join(one, "dataset.json"), "w"))
+    _bad(_cfg(one, tmp_path), "CHIPS", "only one class")
+    _bad(_cfg(small_chips, tmp_path, batch_size=500), "BATCH_SIZE", "larger than the training set")
+    if not torch.cuda.is_available():
+        _bad(_cfg(small_chips, tmp_path, device="cuda"), "DEVICE", "no CUDA")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    os.chmod(ro, 0o500)
+    if not os.access(ro, os.W_OK):  # root can write anywhere
+        _bad(_cfg(small_chips, tmp_path, output_model=str(ro / "m.pt")), "OUTPUT_MODEL", "cannot be written")
+    _bad(_cfg(small_chips, tmp_path, output_model="/proc/none/m.pt"), "OUTPUT_MODEL", "cannot")
+
+    from unet_segmentation.unet_plugin.ml import encoders
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    _bad(_cfg(small_chips, tmp_path, pretrained=True), "PRETRAINED", "ENCODER_WEIGHTS")
+    monkeypatch.undo()
+
+    def oom(*a, **k):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(train_mod.UNet, "forward", oom)
+    _bad(_cfg(small_chips, tmp_path), "BATCH_SIZE", "out of memory")
+
+
+def test_too_few_chips_for_a_split(tmp_path):
+    out = str(tmp_path / "two")
+    x0, y1 = 630534.0 + 150 * 28.5, 228114.0 - 150 * 28.5
+    export_chips(ExportConfig(input=NC_IMAGE, output=out, label_raster=NC_STRATA, chip_size=64,
+                              extent=(x0, y1 - 64 * 28.5, x0 + 64 * 28.5, y1)))
+    _bad(_cfg(out, tmp_path), "VALIDATION_PERCENT", "too few")
