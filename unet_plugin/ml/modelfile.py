@@ -75,9 +75,11 @@ def read_model_file(path: str) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "global" not in str(exc).lower():  # not a pickle of objects at all: garbage or another format
+            raise ModelFileError(f"'{path}' is not a U-Net model file or is damaged.") from None
         raise ModelFileError(
             f"'{path}' was refused: it holds Python objects that would run code when loaded "
-            f"({str(exc).splitlines()[0][:200]}). Only U-Net model files written by this plugin can be used."
+            f"({[ln for ln in str(exc).splitlines() if 'global' in ln.lower()][0].strip()[:200]}). Only U-Net model files written by this plugin can be used."
         ) from None
     except Exception as exc:  # any other unreadable content: truncated, not a zip, garbage
         raise ModelFileError(f"'{path}' is not a U-Net model file or is damaged ({str(exc).splitlines()[0][:200]}).") from None

@@ -1,0 +1,144 @@
+"""Classify Raster: accuracy on the real scene, seams, nodata, styling, extent, bad input, cancellation."""
+
+import os
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from conftest import BEFL_IMAGE, NC_IMAGE, NC_STRATA
+from unet_segmentation.unet_plugin.core.errors import Canceled, UserInputError
+from unet_segmentation.unet_plugin.ml.predict import ClassifyConfig, blend_weights, classify
+
+QUIET = {"log": lambda m: None}
+
+
+@pytest.fixture(scope="module")
+def classified(tiny_model, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("cls") / "classes.tif")
+    conf = out.replace("classes", "confidence")
+    result = classify(ClassifyConfig(input=NC_IMAGE, model=tiny_model[0], output=out, output_confidence=conf), **QUIET)
+    return out, conf, result
+
+
+def test_accuracy_well_above_chance(classified):
+    out, _, _ = classified
+    pred = gdal.Open(out).ReadAsArray()
+    truth = gdal.Open(NC_STRATA).ReadAsArray()
+    ok = (pred != 255) & (truth >= 1)
+    accuracy = (pred[ok] == truth[ok]).mean()
+    assert accuracy > 0.55, accuracy  # chance over 7 classes is 0.14; the majority class covers 0.47
+
+
+def test_nodata_in_nodata_out(classified):
+    out, conf, _ = classified
+    image = gdal.Open(NC_IMAGE).ReadAsArray()
+    invalid = (image == -99999).any(0)
+    pred = gdal.Open(out).ReadAsArray()
+    assert np.array_equal(pred == 255, invalid)
+    c = gdal.Open(conf).ReadAsArray()
+    assert np.all(c[invalid] == -1) and np.all((c[~invalid] > 0) & (c[~invalid] <= 1.0001))
+
+
+def test_output_is_styled_and_compressed(classified, tiny_model):
+    out, _, result = classified
+    ds = gdal.Open(out)
+    band = ds.GetRasterBand(1)
+    assert band.DataType == gdal.GDT_Byte and band.GetNoDataValue() == 255
+    assert ds.GetMetadata("IMAGE_STRUCTURE")["COMPRESSION"] == "DEFLATE" and band.GetBlockSize() == [256, 256]
+    classes = result.classes
+    table = band.GetColorTable()
+    names = band.GetCategoryNames()
+    for c in classes:
+        assert table.GetColorEntry(c["value"])[:3] == tuple(c["color"])
+        assert names[c["value"]] == c["name"]
+    qml = open(os.path.splitext(out)[0] + ".qml", encoding="utf-8").read()
+    assert 'type="paletted"' in qml and all(f'label="{c["name"]}"' in qml for c in classes)
+    src = gdal.Open(NC_IMAGE)
+    assert ds.GetGeoTransform() == src.GetGeoTransform() and ds.GetProjection() == src.GetProjection()
+
+
+def test_no_seams_between_one_tile_and_many(tiny_model, tmp_path):
+    one = str(tmp_path / "one.tif")
+    many = str(tmp_path / "many.tif")
+    classify(ClassifyConfig(input=NC_IMAGE, model=tiny_model[0], output=one, tile_size=512, overlap=0), **QUIET)
+    classify(ClassifyConfig(input=NC_IMAGE, model=tiny_model[0], output=many, tile_size=128, overlap=50, batch_size=3), **QUIET)
+    a, b = gdal.Open(one).ReadAsArray(), gdal.Open(many).ReadAsArray()
+    assert np.array_equal(a == 255, b == 255)
+    assert (a == b)[a != 255].mean() > 0.9
+
+
+def test_blend_weights_fall_off_to_the_edges():
+    w = blend_weights(64, 64)
+    assert w[32, 32] == w.max() and w[0, 0] == w.min() > 0
+    assert np.allclose(w, w[::-1, ::-1])
+
+
+def test_extent(tiny_model, tmp_path, classified):
+    gt = gdal.Open(NC_IMAGE).GetGeoTransform()
+    x0, y1 = gt[0] + 100 * gt[1], gt[3] + 80 * gt[5]
+    out = str(tmp_path / "part.tif")
+    classify(ClassifyConfig(input=NC_IMAGE, model=tiny_model[0], output=out,
+                            extent=(x0, y1 - 150 * 28.5, x0 + 200 * 28.5, y1)), **QUIET)
+    ds = gdal.Open(out)
+    assert (ds.RasterXSize, ds.RasterYSize) == (200, 150)
+    assert ds.GetGeoTransform()[0] == pytest.approx(x0) and ds.GetGeoTransform()[3] == pytest.approx(y1)
+    full = gdal.Open(classified[0]).ReadAsArray()[80:230, 100:300]
+    part = ds.ReadAsArray()
+    assert (part == full).mean() > 0.85
+
+
+def test_tta_runs_all_eight_views(tiny_model, tmp_path):
+    out = str(tmp_path / "tta.tif")
+    r = classify(ClassifyConfig(input=NC_IMAGE, model=tiny_model[0], output=out, tta=True, overlap=0,
+                                extent=(631959.0, 219000.0, 634809.0, 222000.0)), **QUIET)
+    assert r.tiles_run > 0 and os.path.exists(out)
+
+
+def _bad(config, param, match):
+    with pytest.raises(UserInputError, match=match) as e:
+        classify(config, **QUIET)
+    assert e.value.parameter == param
+    folder = os.path.dirname(config.output)
+    assert not os.path.isdir(folder) or not [f for f in os.listdir(folder) if f.startswith(os.path.basename(config.output))]
+
+
+def test_bad_inputs(tiny_model, tmp_path):
+    model = tiny_model[0]
+    out = str(tmp_path / "out" / "x.tif")
+    os.makedirs(os.path.dirname(out))
+    fake = tmp_path / "fake.pt"
+    fake.write_text("not a model")
+    _bad(ClassifyConfig(input=NC_IMAGE, model=str(fake), output=out), "MODEL", "not a U-Net model")
+    _bad(ClassifyConfig(input=BEFL_IMAGE, model=model, output=out), "INPUT", "needs 6 bands")
+    _bad(ClassifyConfig(input=NC_IMAGE, model=model, output=out, extent=(0, 0, 1, 1)), "EXTENT", "does not overlap")
+    _bad(ClassifyConfig(input=NC_IMAGE, model=model, output=out, tile_size=100), "TILE_SIZE", "multiple of 32")
+    import torch
+
+    if not torch.cuda.is_available():
+        _bad(ClassifyConfig(input=NC_IMAGE, model=model, output=out, device="cuda"), "DEVICE", "no CUDA")
+    _bad(ClassifyConfig(input=NC_IMAGE, model=model, output="/proc/none/x.tif"), "OUTPUT", "cannot create")
+    nocrs = str(tmp_path / "nocrs.tif")
+    src = gdal.Open(NC_IMAGE)
+    d = gdal.GetDriverByName("GTiff").Create(nocrs, 64, 64, 6, gdal.GDT_Float32)
+    d.SetGeoTransform(src.GetGeoTransform())
+    d = None
+    _bad(ClassifyConfig(input=nocrs, model=model, output=out), "INPUT", "coordinate reference system")
+
+
+def test_cancel_removes_partial_outputs(tiny_model, tmp_path):
+    out = str(tmp_path / "c.tif")
+    calls = []
+    with pytest.raises(Canceled):
+        classify(ClassifyConfig(input=NC_IMAGE, model=tiny_model[0], output=out, output_confidence=str(tmp_path / "k.tif")),
+                 is_canceled=lambda: len(calls) > 3 or calls.append(1), **QUIET)
+    assert os.listdir(tmp_path) == []
+
+
+def test_scaled_input_gets_a_warning(tiny_model, tmp_path):
+    scaled = str(tmp_path / "scaled.tif")
+    gdal.Translate(scaled, NC_IMAGE, scaleParams=[[0, 255, 0, 25500]], outputType=gdal.GDT_Float32)
+    warnings = []
+    classify(ClassifyConfig(input=scaled, model=tiny_model[0], output=str(tmp_path / "o.tif"),
+                            extent=(631959.0, 219000.0, 634809.0, 222000.0)), warn=warnings.append, **QUIET)
+    assert any("far from the training data" in w for w in warnings)
