@@ -1,0 +1,266 @@
+"""The plugin as QGIS sees it: provider, parameters (DESIGN.md), metadata, translation, zip, qgis_process, dialogs."""
+
+import configparser
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import zipfile
+
+import pytest
+
+from conftest import NC_IMAGE, NC_POLYGONS, NC_STRATA, PACKAGE, ROOT
+
+DESIGN = {
+    "unet:exporttrainingchips": ["INPUT", "BANDS", "LABELS", "CLASS_FIELD", "LABEL_RASTER", "MASK", "UNLABELED", "EXTENT",
+                                 "CHIP_SIZE", "STRIDE", "MIN_LABELED", "MAX_NODATA", "OUTPUT", "FOOTPRINTS"],
+    "unet:trainunet": ["CHIPS", "BACKBONE", "PRETRAINED", "ENCODER_WEIGHTS", "INIT_MODEL", "EPOCHS", "BATCH_SIZE",
+                       "LEARNING_RATE", "VALIDATION_PERCENT", "EARLY_STOPPING", "LOSS", "CLASS_BALANCING", "AUGMENT",
+                       "FREEZE_ENCODER", "DEVICE", "SEED", "OUTPUT_MODEL", "OUTPUT_REPORT"],
+    "unet:classifyraster": ["INPUT", "MODEL", "EXTENT", "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "TTA", "DEVICE", "OUTPUT",
+                            "OUTPUT_CONFIDENCE"],
+}
+OUTPUTS = {
+    "unet:exporttrainingchips": {"OUTPUT", "FOOTPRINTS", "CHIP_COUNT"},
+    "unet:trainunet": {"OUTPUT_MODEL", "OUTPUT_REPORT", "VALIDATION_MIOU", "VALIDATION_ACCURACY", "EPOCHS_RUN"},
+    "unet:classifyraster": {"OUTPUT", "OUTPUT_CONFIDENCE"},
+}
+DEFAULTS = {
+    "unet:exporttrainingchips": {"UNLABELED": 0, "CHIP_SIZE": 256, "STRIDE": 0, "MIN_LABELED": 0, "MAX_NODATA": 50},
+    "unet:trainunet": {"BACKBONE": 1, "PRETRAINED": True, "EPOCHS": 20, "BATCH_SIZE": 8, "LEARNING_RATE": 0,
+                       "VALIDATION_PERCENT": 10, "EARLY_STOPPING": 5, "LOSS": 0, "CLASS_BALANCING": False,
+                       "AUGMENT": True, "FREEZE_ENCODER": False, "DEVICE": 0, "SEED": 42},
+    "unet:classifyraster": {"TILE_SIZE": 0, "OVERLAP": 25, "BATCH_SIZE": 4, "TTA": False, "DEVICE": 0},
+}
+QGIS_PROCESS = shutil.which("qgis_process.bin") or shutil.which("qgis_process")
+
+
+def test_provider(provider):
+    assert provider.id() == "unet" and provider.name() == "U-Net segmentation"
+    assert provider.svgIconPath().endswith(".svg") and os.path.exists(provider.svgIconPath())
+    assert sorted(a.id() for a in provider.algorithms()) == sorted(DESIGN)
+
+
+@pytest.mark.parametrize("alg_id", sorted(DESIGN))
+def test_parameters_match_design(provider, alg_id):
+    from qgis.core import QgsApplication
+
+    alg = QgsApplication.processingRegistry().algorithmById(alg_id)
+    assert [p.name() for p in alg.parameterDefinitions()] == DESIGN[alg_id]
+    assert {o.name() for o in alg.outputDefinitions()} == OUTPUTS[alg_id]
+    for p in alg.parameterDefinitions():
+        assert p.help(), f"{alg_id} {p.name()} has no help text"
+    for key, value in DEFAULTS[alg_id].items():
+        assert alg.parameterDefinition(key).defaultValue() == value, key
+    assert len(alg.shortHelpString()) > 200
+
+
+def test_backbones_match_the_registry():
+    from unet_segmentation.unet_plugin.ml.encoders import ENCODERS
+    from unet_segmentation.unet_plugin.processing.train_unet import BACKBONES
+
+    assert set(BACKBONES) <= set(ENCODERS)
+
+
+def test_metadata_txt():
+    cfg = configparser.ConfigParser()
+    cfg.read(os.path.join(ROOT, "metadata.txt"), encoding="utf-8")
+    g = cfg["general"]
+    for key in ("name", "qgisMinimumVersion", "qgisMaximumVersion", "description", "about", "version", "author",
+                "email", "repository", "tracker", "homepage", "tags", "category", "icon", "hasProcessingProvider", "changelog"):
+        assert g.get(key, "").strip(), key
+    assert g["qgisMinimumVersion"] == "3.22" and g["qgisMaximumVersion"] == "4.99"
+    assert g["hasProcessingProvider"] == "yes"
+    assert "torch" in g["about"] and "torchvision" in g["about"]
+    assert os.path.exists(os.path.join(ROOT, g["icon"]))
+    assert g["repository"].startswith("https://") and g["tracker"].startswith("https://")
+    assert len([int(x) for x in g["version"].split(".")]) == 3
+
+
+def test_translation_is_complete_and_used(qgis_app):
+    import xml.etree.ElementTree as ET
+
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import update_translations
+
+    strings = update_translations.source_strings()
+    messages = ET.parse(os.path.join(ROOT, "i18n", "unet_plugin_de.ts")).getroot().iter("message")
+    translated = {m.findtext("source"): m.find("translation") for m in messages}
+    for s in strings:
+        t = translated.get(s)
+        assert t is not None and t.text and t.get("type") is None, f"untranslated: {s[:60]}"
+    assert os.path.exists(os.path.join(ROOT, "i18n", "unet_plugin_de.qm"))
+    code = (
+        "import os, sys; sys.path.insert(0, sys.argv[1])\n"
+        "from qgis.core import QgsApplication, QgsSettings\n"
+        "app = QgsApplication([], False); app.initQgis()\n"
+        "QgsSettings().setValue('locale/userLocale', 'de_DE')\n"
+        f"import {PACKAGE} as pkg\n"
+        "p = pkg.classFactory(None); p.initProcessing()\n"
+        "reg = QgsApplication.processingRegistry()\n"
+        "print(reg.providerById('unet').name())\n"
+        "for a in ('exporttrainingchips', 'trainunet', 'classifyraster'):\n"
+        "    alg = reg.algorithmById('unet:' + a); print(alg.displayName()); print(alg.parameterDefinitions()[0].description())\n"
+        "QgsSettings().remove('locale/userLocale')\n"
+    )
+    out = _python(code)
+    assert "U-Net-Segmentierung" in out and "Trainingschips exportieren" in out and "U-Net trainieren" in out
+    assert "Raster klassifizieren" in out and "Eingabebild" in out and "Chip-Ordner" in out
+
+
+def _python(code, env=None):
+    import conftest
+
+    run = subprocess.run([sys.executable, "-c", code, conftest._LINKS], capture_output=True, text=True,
+                         env=dict(os.environ, QT_QPA_PLATFORM="offscreen", **(env or {})), timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout
+
+
+def test_loads_and_explains_with_torch_blocked():
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "sys.modules['torch'] = None; sys.modules['torchvision'] = None\n"
+        "from qgis.core import QgsApplication\n"
+        "app = QgsApplication([], False); app.initQgis()\n"
+        f"import {PACKAGE} as pkg\n"
+        "p = pkg.classFactory(None); p.initProcessing()\n"
+        "reg = QgsApplication.processingRegistry()\n"
+        "print(sorted(a.id() for a in reg.providerById('unet').algorithms()))\n"
+        "print(reg.algorithmById('unet:trainunet').canExecute())\n"
+        "print(reg.algorithmById('unet:classifyraster').canExecute())\n"
+        "print(reg.algorithmById('unet:exporttrainingchips').canExecute())\n"
+        "print('torch' in sys.modules and sys.modules['torch'] is not None)\n"
+    )
+    lines = _python(code).strip().splitlines()
+    assert lines[0] == "['unet:classifyraster', 'unet:exporttrainingchips', 'unet:trainunet']"
+    for line in lines[1:3]:
+        assert line.startswith("(False,") and "torch" in line and "pip install" in line
+    assert lines[3].startswith("(True,")  # export needs no torch
+    assert lines[4] == "False"
+
+
+@pytest.fixture(scope="module")
+def installed_zip(tmp_path_factory):
+    """The plugin zip built by the packaging command, unpacked into a fresh plugin path."""
+    subprocess.run(["bash", os.path.join(ROOT, "scripts", "package.sh")], check=True, capture_output=True, timeout=120)
+    zpath = os.path.join(ROOT, "dist", f"{PACKAGE}.zip")
+    names = zipfile.ZipFile(zpath).namelist()
+    assert {n.split("/")[0] for n in names} == {PACKAGE}
+    assert not [n for n in names if "/tests/" in n or "__pycache__" in n or n.endswith((".pyc", "resources.py"))]
+    assert f"{PACKAGE}/metadata.txt" in names and f"{PACKAGE}/i18n/unet_plugin_de.qm" in names
+    plugins = tmp_path_factory.mktemp("plugins")
+    zipfile.ZipFile(zpath).extractall(plugins)
+    home = tmp_path_factory.mktemp("home")
+    env = dict(os.environ, QGIS_PLUGINPATH=str(plugins), QT_QPA_PLATFORM="offscreen", HOME=str(home),
+               PYTHONPATH=sysconfig.get_paths()["purelib"])
+    enable = subprocess.run([QGIS_PROCESS, "plugins", "enable", PACKAGE], env=env, capture_output=True, text=True, timeout=300)
+    assert enable.returncode == 0, enable.stdout + enable.stderr
+    return env
+
+
+@pytest.mark.skipif(not QGIS_PROCESS, reason="qgis_process not installed")
+def test_qgis_process_lists_and_documents_the_algorithms(installed_zip):
+    listing = subprocess.run([QGIS_PROCESS, "list"], env=installed_zip, capture_output=True, text=True, timeout=300).stdout
+    for alg_id in DESIGN:
+        assert alg_id in listing
+    helptext = subprocess.run([QGIS_PROCESS, "help", "unet:trainunet"], env=installed_zip, capture_output=True, text=True, timeout=300).stdout
+    for key in DESIGN["unet:trainunet"]:
+        assert key in helptext
+    assert "spatial blocks" in helptext  # the parameters' help
+
+
+@pytest.mark.skipif(not QGIS_PROCESS, reason="qgis_process not installed")
+def test_qgis_process_runs_the_chain(installed_zip, tmp_path):
+    def run(alg, **params):
+        args = [QGIS_PROCESS, "run", alg, "--"] + [f"{k}={v}" for k, v in params.items()]
+        r = subprocess.run(args, env=installed_zip, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        return r.stdout
+
+    chips = tmp_path / "chips"
+    out = run("unet:exporttrainingchips", INPUT=NC_IMAGE, LABEL_RASTER=NC_STRATA, CHIP_SIZE=64, OUTPUT=chips)
+    assert "CHIP_COUNT" in out and (chips / "dataset.json").exists()
+    model = tmp_path / "m.pt"
+    out = run("unet:trainunet", CHIPS=chips, BACKBONE=0, PRETRAINED="false", EPOCHS=1, BATCH_SIZE=4, OUTPUT_MODEL=model)
+    assert "VALIDATION_MIOU" in out and model.exists()
+    classes = tmp_path / "classes.tif"
+    run("unet:classifyraster", INPUT=NC_IMAGE, MODEL=model, OUTPUT=classes)
+    assert classes.exists() and (tmp_path / "classes.qml").exists()
+    bad = subprocess.run([QGIS_PROCESS, "run", "unet:exporttrainingchips", "--", f"INPUT={NC_IMAGE}", "CHIP_SIZE=100",
+                          f"LABEL_RASTER={NC_STRATA}", f"OUTPUT={tmp_path / 'bad'}"], env=installed_zip, capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "CHIP_SIZE" in bad.stdout + bad.stderr and "Traceback" not in bad.stdout + bad.stderr
+
+
+def test_processing_run_with_polygons_and_footprints(provider, tmp_path):
+    import processing
+    from qgis.core import QgsVectorLayer
+
+    res = processing.run("unet:exporttrainingchips", {
+        "INPUT": NC_IMAGE, "LABELS": NC_POLYGONS, "CLASS_FIELD": "label", "UNLABELED": 1, "CHIP_SIZE": 64,
+        "STRIDE": 32, "OUTPUT": str(tmp_path / "c"), "FOOTPRINTS": str(tmp_path / "fp.gpkg")})
+    assert res["CHIP_COUNT"] > 20
+    fp = QgsVectorLayer(res["FOOTPRINTS"], "fp")
+    assert fp.featureCount() == res["CHIP_COUNT"] and fp.fields().lookupField("share_2") >= 0
+
+
+def test_processing_errors_name_the_parameter(provider, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match="LABELS: give exactly one"):
+        processing.run("unet:exporttrainingchips", {"INPUT": NC_IMAGE, "OUTPUT": str(tmp_path / "c")})
+
+
+def test_run_and_load_results_styles_the_layer(provider, tiny_model, tmp_path, qgis_iface):
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsProject
+
+    project = QgsProject.instance()
+    context = QgsProcessingContext()
+    context.setProject(project)
+    out = str(tmp_path / "styled.tif")
+    res = processing.runAndLoadResults("unet:classifyraster", {"INPUT": NC_IMAGE, "MODEL": tiny_model[0], "OUTPUT": out},
+                                       feedback=QgsProcessingFeedback(), context=context)
+    layers = [lyr for lyr in project.mapLayers().values() if lyr.source() == res["OUTPUT"]]
+    assert layers, "the class raster was not loaded"
+    renderer = layers[0].renderer()
+    assert renderer.type() == "paletted"
+    from unet_segmentation.unet_plugin.ml.modelfile import read_model_file
+
+    classes = read_model_file(tiny_model[0])["metadata"]["classes"]
+    entries = {c.value: (c.label, c.color.name()) for c in renderer.classes()}
+    for c in classes:
+        assert entries[c["value"]][0] == c["name"]
+        assert entries[c["value"]][1] == "#{:02x}{:02x}{:02x}".format(*c["color"])
+    project.removeAllMapLayers()
+
+
+@pytest.mark.parametrize("alg_id", sorted(DESIGN))
+def test_toolbox_dialog_renders(provider, alg_id, tmp_path, monkeypatch):
+    """Build the dialog as a double-click in the Toolbox does, offscreen, and render it to a PNG."""
+    import processing.gui.AlgorithmDialog as dialog_module
+    import processing.gui.ParametersPanel as panel_module
+    from processing.gui.AlgorithmDialog import AlgorithmDialog
+
+    # pytest-qgis's stand-in iface has no browser model; a headless QGIS has no iface at all
+    monkeypatch.setattr(panel_module, "iface", None, raising=False)
+    monkeypatch.setattr(dialog_module, "iface", None, raising=False)
+    from qgis.core import QgsApplication
+    from qgis.PyQt.QtWidgets import QLabel
+
+    alg = QgsApplication.processingRegistry().algorithmById(alg_id)
+    dialog = AlgorithmDialog(alg.create(), False, None)
+    dialog.resize(900, 1000)
+    dialog.show()
+    QgsApplication.processEvents()
+    png = tmp_path / (alg_id.split(":")[1] + ".png")
+    assert dialog.grab().save(str(png))
+    assert png.stat().st_size > 10000
+    labels = " ".join(w.text() for w in dialog.findChildren(QLabel))
+    assert alg.parameterDefinitions()[0].description() in labels
+    target = os.environ.get("UNET_DIALOG_PNG_DIR")
+    if target:  # scripts/screenshots.sh refreshes docs/ this way
+        shutil.copy(png, target)
+    dialog.close()
