@@ -121,6 +121,9 @@ def test_label_raster_classes_and_filters(tmp_path):
     b = export_chips(ExportConfig(input=NC_IMAGE, output=str(tmp_path / "b"), label_raster=NC_STRATA, chip_size=64, max_nodata=10))
     assert b.chip_count < a.chip_count and b.skipped["MAX_NODATA"] == a.chip_count - b.chip_count
     assert [c["value"] for c in a.classes] == [0, 1, 2, 3, 4, 5, 6, 7]
+    # names and colours from the label raster's category names and colour table
+    assert [c["name"] for c in a.classes][1:4] == ["developed", "agriculture", "herbaceous"]
+    assert a.classes[5]["color"] == [27, 120, 55]
     strata = gdal.Open(NC_STRATA).ReadAsArray()
     for chip in b.chips[:5]:
         lab = gdal.Open(str(tmp_path / "b" / "labels" / (chip["id"] + ".tif"))).ReadAsArray()
@@ -204,3 +207,15 @@ def test_cancel_leaves_nothing(tmp_path):
         export_chips(ExportConfig(input=NC_IMAGE, output=str(tmp_path / "x"), label_raster=NC_STRATA, chip_size=64),
                      is_canceled=lambda: len(calls) > 5 or calls.append(1))
     assert os.listdir(tmp_path) == []
+
+
+def test_label_raster_on_another_grid_is_resampled(tmp_path):
+    fine = str(tmp_path / "strata_fine.tif")
+    gdal.Warp(fine, NC_STRATA, xRes=14.25, yRes=14.25, resampleAlg="near")  # same CRS, half the pixel size
+    res = export_chips(ExportConfig(input=NC_IMAGE, output=str(tmp_path / "c"), label_raster=fine, chip_size=64))
+    strata = gdal.Open(NC_STRATA).ReadAsArray()
+    for chip in res.chips[:6]:
+        lab = gdal.Open(str(tmp_path / "c" / "labels" / (chip["id"] + ".tif"))).ReadAsArray()
+        ref = strata[chip["row"]:chip["row"] + 64, chip["col"]:chip["col"] + 64]
+        known = lab != 255
+        assert (lab[known] == ref[known]).mean() > 0.97

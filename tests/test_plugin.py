@@ -264,3 +264,15 @@ def test_toolbox_dialog_renders(provider, alg_id, tmp_path, monkeypatch):
     if target:  # scripts/screenshots.sh refreshes docs/ this way
         shutil.copy(png, target)
     dialog.close()
+
+
+def test_processing_extent_is_honoured(provider, tiny_model, tmp_path):
+    import processing
+    from osgeo import gdal
+
+    out = str(tmp_path / "part.tif")
+    processing.run("unet:classifyraster", {"INPUT": NC_IMAGE, "MODEL": tiny_model[0], "OUTPUT": out,
+                                           "EXTENT": "632529,635379,218994,221844"})
+    ds = gdal.Open(out)
+    assert (ds.RasterXSize, ds.RasterYSize) == (100, 100)
+    assert ds.GetGeoTransform()[0] == 632529

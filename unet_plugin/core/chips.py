@@ -232,8 +232,9 @@ def _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodat
         classes = [dict(c) for c in config.classes or []]
     else:
         classes = lab.raster_classes(config.label_raster)
-        lab.warp_label_raster(config.label_raster, label_path, info, window, fill)
+        label_path = lab.warp_label_raster(config.label_raster, os.path.join(scratch, "labels"), info, window, fill)
     label_ds = gdal.Open(label_path)
+    label_nodata = label_ds.GetRasterBand(1).GetNoDataValue()
     mask_ds = None
     if config.mask:
         mask_path = os.path.join(scratch, "mask.tif")
@@ -263,7 +264,7 @@ def _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodat
         if nodata_pct > config.max_nodata:
             skipped["MAX_NODATA"] += 1
             continue
-        label = label_ds.ReadAsArray(local.col, local.row, local.width, local.height)
+        label = lab.label_values(label_ds.ReadAsArray(local.col, local.row, local.width, local.height), label_nodata, fill)
         label[~valid] = IGNORE
         if known is not None:
             label[~known] = IGNORE

@@ -120,7 +120,10 @@ def raster_classes(path: str, parameter: str = "LABEL_RASTER") -> list[dict]:
             a = a[a != nodata]
         if a.dtype.kind == "f":
             a = a[np.isfinite(a)]
-        present.update(np.unique(a).tolist())
+        if a.size and a.min() >= 0 and a.max() <= 255 and (a.dtype.kind in "iu" or np.array_equal(a, np.floor(a))):
+            present.update(np.nonzero(np.bincount(a.astype(np.int64).ravel(), minlength=256))[0].tolist())
+        else:  # values a label raster should not have; found exactly so the error can name them
+            present.update(np.unique(a).tolist())
     present.discard(0)
     bad = sorted(v for v in present if v != int(v) or not 1 <= v <= 254)
     if bad:
@@ -158,14 +161,27 @@ def raster_classes(path: str, parameter: str = "LABEL_RASTER") -> list[dict]:
     ]
 
 
-def warp_label_raster(path: str, out_path: str, info: RasterInfo, window: Window, fill: int, parameter: str = "LABEL_RASTER") -> None:
+def warp_label_raster(path: str, out_base: str, info: RasterInfo, window: Window, fill: int, parameter: str = "LABEL_RASTER") -> str:
     """Resample a classified raster (nearest neighbour) onto the window's grid.
 
-    Label-raster nodata and pixels it does not cover become ``fill``.
+    Label-raster nodata and pixels it does not cover become ``fill``. A label
+    raster already on the image's grid is not resampled: a virtual raster of
+    the window is written instead (no pixel copied), with its nodata kept for
+    :func:`label_values` to map.
+
+    Returns:
+        The path written: ``out_base`` + ``.vrt`` or ``.tif``.
     """
     src = open_raster(path, parameter)
     if not src.GetProjection():
         raise UserInputError(parameter, "the label raster has no coordinate reference system; assign one first.")
+    from .raster import same_crs
+
+    if (src.RasterXSize, src.RasterYSize) == (info.width, info.height) and \
+            np.allclose(src.GetGeoTransform(), info.geotransform) and same_crs(src.GetProjection(), info.crs_wkt):
+        gdal.Translate(out_base + ".vrt", src, format="VRT", srcWin=[window.col, window.row, window.width, window.height])
+        return out_base + ".vrt"
+    out_path = out_base + ".tif"
     xmin, ymin, xmax, ymax = window_bounds(info.geotransform, window)
     src_nodata = src.GetRasterBand(1).GetNoDataValue()
     gdal.Warp(
@@ -177,6 +193,7 @@ def warp_label_raster(path: str, out_path: str, info: RasterInfo, window: Window
     out = gdal.Open(out_path, gdal.GA_Update)
     out.GetRasterBand(1).DeleteNoDataValue()
     out = None
+    return out_path
 
 
 def write_polygons(path: str, crs_wkt: str, polygons) -> int:
@@ -203,3 +220,15 @@ def write_polygons(path: str, crs_wkt: str, polygons) -> int:
     layer.CommitTransaction()
     ds = None
     return n
+
+
+def label_values(raw: np.ndarray, nodata, fill: int) -> np.ndarray:
+    """Label codes (uint8) from a label window: its nodata and non-finite values become ``fill``."""
+    unknown = np.zeros(raw.shape, dtype=bool)
+    if nodata is not None:
+        unknown |= raw == nodata
+    if raw.dtype.kind == "f":
+        unknown |= ~np.isfinite(raw)
+    out = np.where(unknown, 0, raw).astype(np.uint8)
+    out[unknown] = fill
+    return out

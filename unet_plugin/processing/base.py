@@ -70,6 +70,15 @@ class UnetAlgorithm(QgsProcessingAlgorithm):
         except Canceled:
             raise QgsProcessingException(tr("Canceled; partial outputs were removed.")) from None
 
+    def extent_in(self, parameters, key, context, crs):
+        """The EXTENT parameter in ``crs`` as (xmin, ymin, xmax, ymax), or None when not set."""
+        if parameters.get(key) in (None, ""):
+            return None
+        rect = self.parameterAsExtent(parameters, key, context, crs)
+        if rect.isNull() or rect.isEmpty():
+            return None
+        return rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()
+
     def process(self, parameters, context, feedback):  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -84,11 +84,7 @@ class ClassifyRaster(UnetAlgorithm):
             raise UserInputError(self.INPUT, tr("choose a raster layer."))
         if not layer.crs().isValid():
             raise UserInputError(self.INPUT, tr("the raster has no coordinate reference system; assign one first."))
-        extent = None
-        if parameters.get(self.EXTENT) not in (None, ""):
-            rect = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
-            if not rect.isNull() and not rect.isEmpty():
-                extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+        extent = self.extent_in(parameters, self.EXTENT, context, layer.crs())
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         confidence = self.parameterAsOutputLayer(parameters, self.OUTPUT_CONFIDENCE, context) if parameters.get(self.OUTPUT_CONFIDENCE) else None
         cfg = ClassifyConfig(

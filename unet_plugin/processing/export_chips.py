@@ -86,11 +86,7 @@ class ExportTrainingChips(UnetAlgorithm):
         labels = self.parameterAsSource(parameters, self.LABELS, context)
         if (labels is None) == (label_raster is None):
             raise UserInputError(self.LABELS, tr("give exactly one label source: class polygons (LABELS) or a classified raster (LABEL_RASTER)."))
-        extent = None
-        if parameters.get(self.EXTENT) not in (None, ""):
-            rect = self.parameterAsExtent(parameters, self.EXTENT, context, crs)
-            if not rect.isNull() and not rect.isEmpty():
-                extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+        extent = self.extent_in(parameters, self.EXTENT, context, crs)
         output = self.parameterAsString(parameters, self.OUTPUT, context)
         scratch = tempfile.mkdtemp(prefix="unet-labels-")
         try:
