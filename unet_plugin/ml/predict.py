@@ -203,7 +203,8 @@ def classify(
         raise UserInputError("BATCH_SIZE", "must be at least 1.")
     for key, path in (("OUTPUT", config.output), ("OUTPUT_CONFIDENCE", config.output_confidence)):
         if path:
-            driver_for(path) if key == "OUTPUT" else None
+            if key == "OUTPUT":
+                driver_for(path)  # refuses formats GDAL cannot write, before any work
             folder = os.path.dirname(os.path.abspath(path))
             try:
                 os.makedirs(folder, exist_ok=True)
