@@ -88,11 +88,25 @@ def test_extent(tiny_model, tmp_path, classified):
     assert (part == full).mean() > 0.85
 
 
-def test_tta_runs_all_eight_views(tiny_model, tmp_path):
+def test_tta_averages_all_eight_views(tiny_model, tmp_path):
+    import torch
+
+    from unet_segmentation.unet_plugin.ml.modelfile import load_model
+    from unet_segmentation.unet_plugin.ml.predict import tta_forward
+
+    model, _ = load_model(tiny_model[0])
+    x = torch.randn(1, 6, 64, 64)
+    with torch.no_grad():
+        p = tta_forward(model, x)
+        # averaged over the whole dihedral group, the prediction turns with the input
+        assert torch.allclose(tta_forward(model, x.flip(-1)), p.flip(-1), atol=1e-5)
+        assert torch.allclose(tta_forward(model, torch.rot90(x, 1, (-2, -1))), torch.rot90(p, 1, (-2, -1)), atol=1e-5)
+        assert torch.allclose(p.sum(1), torch.ones(1, 64, 64), atol=1e-5)
     out = str(tmp_path / "tta.tif")
     r = classify(ClassifyConfig(input=NC_IMAGE, model=tiny_model[0], output=out, tta=True, overlap=0,
                                 extent=(631959.0, 219000.0, 634809.0, 222000.0)), **QUIET)
-    assert r.tiles_run > 0 and os.path.exists(out)
+    found = set(np.unique(gdal.Open(out).ReadAsArray()).tolist()) - {255}
+    assert r.tiles_run > 0 and found and found <= {c["value"] for c in r.classes}
 
 
 def _bad(config, param, match):

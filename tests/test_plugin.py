@@ -153,7 +153,9 @@ def installed_zip(tmp_path_factory):
     plugins = tmp_path_factory.mktemp("plugins")
     zipfile.ZipFile(zpath).extractall(plugins)
     home = tmp_path_factory.mktemp("home")
+    # a fresh profile of its own, so the plugin is enabled here and nowhere else
     env = dict(os.environ, QGIS_PLUGINPATH=str(plugins), QT_QPA_PLATFORM="offscreen", HOME=str(home),
+               QGIS_CUSTOM_CONFIG_PATH=str(home),
                PYTHONPATH=sysconfig.get_paths()["purelib"])
     enable = subprocess.run([QGIS_PROCESS, "plugins", "enable", PACKAGE], env=env, capture_output=True, text=True, timeout=300)
     assert enable.returncode == 0, enable.stdout + enable.stderr

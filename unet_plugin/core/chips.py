@@ -247,7 +247,6 @@ def _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodat
     counts = np.zeros(256, dtype=np.int64)
     skipped = {"outside MASK": 0, "MAX_NODATA": 0, "MIN_LABELED": 0, "no labelled pixel": 0}
     chips = []
-    class_values = {c["value"] for c in classes}
     for i, w in enumerate(windows):
         if is_canceled():
             raise Canceled()
@@ -294,9 +293,6 @@ def _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodat
         param = {"outside MASK": "MASK", "MAX_NODATA": "MAX_NODATA", "MIN_LABELED": "MIN_LABELED"}.get(culprit, "LABELS")
         raise UserInputError(param, f"no chip is left after filtering ({reasons} of {len(windows)}). Relax {param} or check the labels.")
 
-    unknown = sorted(set(np.nonzero(counts[1:IGNORE])[0] + 1) - class_values)
-    for v in unknown:  # a label raster's value with no class entry is impossible; kept for safety
-        classes.append({"value": int(v), "name": f"class {v}", "color": [128, 128, 128]})
     all_classes = [{"value": 0, "name": "background", "color": list(BACKGROUND_COLOR)}] + sorted(classes, key=lambda c: c["value"])
     for c in all_classes:
         c["pixel_count"] = int(counts[c["value"]])

@@ -301,7 +301,7 @@ def train(
     torch.manual_seed(config.seed)
     np.random.seed(config.seed % 2**32)
     gen = torch.Generator().manual_seed(config.seed)
-    model = UNet(config.backbone if config.backbone else "resnet34", len(data.bands), k)
+    model = UNet(config.backbone, len(data.bands), k)
     init_meta = None
     if config.init_model:
         try:
@@ -356,7 +356,7 @@ def train(
         else:
             lr, lr_curve = find_learning_rate(model, loss_fn, tr, config.batch_size, device, gen, log)
         result = _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_canceled, log, classes,
-                      data, mean, std, init_meta)
+                      data, mean, std)
     except torch.OutOfMemoryError:
         raise UserInputError("BATCH_SIZE", "ran out of memory. Use a smaller BATCH_SIZE, or export smaller chips (CHIP_SIZE).") from None
     except RuntimeError as exc:
@@ -375,7 +375,7 @@ def train(
     return result
 
 
-def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_canceled, log, classes, data, mean, std, init_meta):
+def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_canceled, log, classes, data, mean, std):
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
     steps = len(tr) // config.batch_size  # incomplete last batches are dropped (batch norm needs > 1)
@@ -424,7 +424,7 @@ def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_cancel
         if improved:
             best = dict(row, cm=val["cm"], scores=sc, examples=val["examples"])
             best_epoch, since_best = epoch, 0
-            save_model(config.output_model, model, _metadata(config, model, data, classes, mean, std, best, epoch, lr, init_meta))
+            save_model(config.output_model, model, _metadata(config, model, data, classes, mean, std, best, epoch, lr))
         else:
             since_best += 1
             if config.early_stopping and since_best >= config.early_stopping:
@@ -473,7 +473,7 @@ def evaluate(model, loss_fn, data: ChipTensors, k, batch_size, device, is_cancel
     return {"loss": total / max(n, 1), "cm": cm.numpy(), "examples": ex}
 
 
-def _metadata(config, model, data, classes, mean, std, best, epoch, lr, init_meta):
+def _metadata(config, model, data, classes, mean, std, best, epoch, lr):
     return {
         "backbone": model.backbone,
         "in_channels": model.in_channels,

@@ -93,4 +93,4 @@ def log_of(feedback):
 
 
 def warn_of(feedback):
-    return lambda message: feedback.pushWarning(message) if hasattr(feedback, "pushWarning") else feedback.reportError(message)
+    return feedback.pushWarning
