@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
+import subprocess
 import sys
+import sysconfig
 import tempfile
+import zipfile
 
 import pytest
 
@@ -20,6 +24,7 @@ BEFL_IMAGE = os.path.join(BEFL, "befl_s2_b08_b04_b03.tif")
 BEFL_POLYGONS = os.path.join(BEFL, "fields_polygons.gpkg")
 BEFL_LOCATIONS = os.path.join(BEFL, "fields_locations.gpkg")
 PACKAGE = "unet_segmentation"
+QGIS_PROCESS = shutil.which("qgis_process.bin") or shutil.which("qgis_process")
 
 # The checkout may have any folder name; tests import it as the plugin package, as QGIS does.
 _LINKS = tempfile.mkdtemp(prefix="unet-plugin-path-")
@@ -69,3 +74,24 @@ def tiny_model(strata_chips, tmp_path_factory):
                                epochs=8, batch_size=8, learning_rate=2e-3, validation_percent=15,
                                early_stopping=0, class_balancing=False), log=lambda m: None)
     return path, result
+
+
+@pytest.fixture(scope="session")
+def installed_zip(tmp_path_factory):
+    """The plugin zip built by the packaging command, unpacked into a fresh plugin path."""
+    subprocess.run(["bash", os.path.join(ROOT, "scripts", "package.sh")], check=True, capture_output=True, timeout=120)
+    zpath = os.path.join(ROOT, "dist", f"{PACKAGE}.zip")
+    names = zipfile.ZipFile(zpath).namelist()
+    assert {n.split("/")[0] for n in names} == {PACKAGE}
+    assert not [n for n in names if "/tests/" in n or "__pycache__" in n or n.endswith((".pyc", "resources.py"))]
+    assert f"{PACKAGE}/metadata.txt" in names and f"{PACKAGE}/i18n/unet_plugin_de.qm" in names
+    plugins = tmp_path_factory.mktemp("plugins")
+    zipfile.ZipFile(zpath).extractall(plugins)
+    home = tmp_path_factory.mktemp("home")
+    # a fresh profile of its own, so the plugin is enabled here and nowhere else
+    env = dict(os.environ, QGIS_PLUGINPATH=str(plugins), QT_QPA_PLATFORM="offscreen", HOME=str(home),
+               QGIS_CUSTOM_CONFIG_PATH=str(home),
+               PYTHONPATH=sysconfig.get_paths()["purelib"])
+    enable = subprocess.run([QGIS_PROCESS, "plugins", "enable", PACKAGE], env=env, capture_output=True, text=True, timeout=300)
+    assert enable.returncode == 0, enable.stdout + enable.stderr
+    return env

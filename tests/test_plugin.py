@@ -5,12 +5,10 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
-import zipfile
 
 import pytest
 
-from conftest import NC_IMAGE, NC_POLYGONS, NC_STRATA, PACKAGE, ROOT
+from conftest import NC_IMAGE, NC_POLYGONS, NC_STRATA, PACKAGE, QGIS_PROCESS, ROOT
 
 DESIGN = {
     "unet:exporttrainingchips": ["INPUT", "BANDS", "LABELS", "CLASS_FIELD", "LABEL_RASTER", "MASK", "UNLABELED", "EXTENT",
@@ -33,7 +31,6 @@ DEFAULTS = {
                        "AUGMENT": True, "FREEZE_ENCODER": False, "DEVICE": 0, "SEED": 42},
     "unet:classifyraster": {"TILE_SIZE": 0, "OVERLAP": 25, "BATCH_SIZE": 4, "TTA": False, "DEVICE": 0},
 }
-QGIS_PROCESS = shutil.which("qgis_process.bin") or shutil.which("qgis_process")
 
 
 def test_provider(provider):
@@ -139,27 +136,6 @@ def test_loads_and_explains_with_torch_blocked():
         assert line.startswith("(False,") and "torch" in line and "pip install" in line
     assert lines[3].startswith("(True,")  # export needs no torch
     assert lines[4] == "False"
-
-
-@pytest.fixture(scope="module")
-def installed_zip(tmp_path_factory):
-    """The plugin zip built by the packaging command, unpacked into a fresh plugin path."""
-    subprocess.run(["bash", os.path.join(ROOT, "scripts", "package.sh")], check=True, capture_output=True, timeout=120)
-    zpath = os.path.join(ROOT, "dist", f"{PACKAGE}.zip")
-    names = zipfile.ZipFile(zpath).namelist()
-    assert {n.split("/")[0] for n in names} == {PACKAGE}
-    assert not [n for n in names if "/tests/" in n or "__pycache__" in n or n.endswith((".pyc", "resources.py"))]
-    assert f"{PACKAGE}/metadata.txt" in names and f"{PACKAGE}/i18n/unet_plugin_de.qm" in names
-    plugins = tmp_path_factory.mktemp("plugins")
-    zipfile.ZipFile(zpath).extractall(plugins)
-    home = tmp_path_factory.mktemp("home")
-    # a fresh profile of its own, so the plugin is enabled here and nowhere else
-    env = dict(os.environ, QGIS_PLUGINPATH=str(plugins), QT_QPA_PLATFORM="offscreen", HOME=str(home),
-               QGIS_CUSTOM_CONFIG_PATH=str(home),
-               PYTHONPATH=sysconfig.get_paths()["purelib"])
-    enable = subprocess.run([QGIS_PROCESS, "plugins", "enable", PACKAGE], env=env, capture_output=True, text=True, timeout=300)
-    assert enable.returncode == 0, enable.stdout + enable.stderr
-    return env
 
 
 @pytest.mark.skipif(not QGIS_PROCESS, reason="qgis_process not installed")

@@ -17,7 +17,10 @@ from .base import DEVICES, UnetAlgorithm, advanced, log_of, progress_of, tr, war
 class ClassStyle(QgsProcessingLayerPostProcessorInterface):
     """Styles the loaded class raster from the ``.qml`` written beside it."""
 
-    instances = []  # QGIS does not keep the post-processor alive; we do
+    # QGIS does not keep the post-processor alive; we do, for the latest runs only, so a long
+    # batch does not pile them up (each is used right after its own run)
+    instances = []
+    KEEP = 32
 
     def __init__(self, qml: str):
         super().__init__()
@@ -30,7 +33,7 @@ class ClassStyle(QgsProcessingLayerPostProcessorInterface):
 
     @classmethod
     def create(cls, qml: str):
-        cls.instances.append(cls(qml))
+        cls.instances = cls.instances[-(cls.KEEP - 1):] + [cls(qml)]
         return cls.instances[-1]
 
 
