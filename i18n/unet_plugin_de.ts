@@ -356,8 +356,8 @@ Ein Teil der Chips wird in räumlichen Blöcken, getrennt von den Trainingschips
       <translation>Kreuzentropie; Focal (für seltene Klassen); oder Kreuzentropie plus Dice.</translation>
     </message>
     <message>
-      <source>Weight classes by inverse frequency, so rare classes count more.</source>
-      <translation>Klassen nach inverser Häufigkeit gewichten, sodass seltene Klassen mehr zählen.</translation>
+      <source>Weight classes by inverse frequency (square root, at most 10× the median class), so rare classes count more.</source>
+      <translation>Klassen nach inverser Häufigkeit gewichten (Quadratwurzel, höchstens 10× die mittlere Klasse), sodass seltene Klassen mehr zählen.</translation>
     </message>
     <message>
       <source>Randomly flip and rotate chips by 90° while training.</source>

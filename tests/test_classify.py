@@ -109,6 +109,26 @@ def test_tta_averages_all_eight_views(tiny_model, tmp_path):
     assert r.tiles_run > 0 and found and found <= {c["value"] for c in r.classes}
 
 
+@pytest.mark.parametrize("tta", [False, True])
+def test_onnxruntime_and_pytorch_give_the_same_map(tiny_model, tmp_path, tta):
+    pytest.importorskip("onnxruntime")
+    maps = {}
+    for engine in ("torch", "onnxruntime"):
+        out, conf = str(tmp_path / f"{engine}.tif"), str(tmp_path / f"{engine}_conf.tif")
+        r = classify(ClassifyConfig(input=NC_IMAGE, model=tiny_model[0], output=out, output_confidence=conf, tta=tta,
+                                    engine=engine, extent=None if not tta else (631959.0, 219000.0, 634809.0, 222000.0)), **QUIET)
+        assert r.engine.startswith("onnxruntime" if engine == "onnxruntime" else "PyTorch")
+        maps[engine] = gdal.Open(out).ReadAsArray(), gdal.Open(conf).ReadAsArray()
+    (a, ca), (b, cb) = maps["torch"], maps["onnxruntime"]
+    assert np.mean(a == b) > 0.998 and np.abs(ca - cb).max() < 1e-3
+
+
+def test_auto_engine_uses_onnxruntime_on_the_cpu_when_installed(tiny_model, tmp_path):
+    pytest.importorskip("onnxruntime")
+    r = classify(ClassifyConfig(input=NC_IMAGE, model=tiny_model[0], output=str(tmp_path / "a.tif"), device="cpu"), **QUIET)
+    assert r.engine.startswith("onnxruntime") and not [f for f in os.listdir(tmp_path) if f.endswith(".onnx")]
+
+
 def _bad(config, param, match):
     with pytest.raises(UserInputError, match=match) as e:
         classify(config, **QUIET)

@@ -189,3 +189,14 @@ def test_too_few_chips_for_a_split(tmp_path):
     export_chips(ExportConfig(input=NC_IMAGE, output=out, label_raster=NC_STRATA, chip_size=64,
                               extent=(x0, y1 - 64 * 28.5, x0 + 64 * 28.5, y1)))
     _bad(_cfg(out, tmp_path), "VALIDATION_PERCENT", "too few")
+
+
+def test_class_balancing_weights_rare_classes_more_but_bounded():
+    from unet_segmentation.unet_plugin.ml.train import balancing_weights
+
+    # pixel counts like the NC strata chips: a dominant class and one of a few dozen pixels
+    w = balancing_weights(np.array([49797, 9965, 4495, 42455, 1291, 65]))
+    assert np.all(np.diff(w[[0, 1, 2, 4, 5]]) > 0)  # the rarer, the heavier
+    assert w[5] / w[0] < 30 and w.max() <= 10 and w.min() >= 0.1  # not the 766× of plain inverse frequency
+    assert 0.8 < np.median(w) < 1.25  # relative to the median class
+    assert balancing_weights(np.array([100, 0, 100]))[1] == 1.0 and np.allclose(balancing_weights(np.array([5, 5])), 1)

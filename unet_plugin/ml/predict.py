@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import queue
+import tempfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -44,6 +46,7 @@ class ClassifyConfig:
     tta: bool = False
     device: str = "auto"
     output_confidence: str | None = None
+    engine: str = "auto"  # CPU forward pass: "auto" (onnxruntime when installed), "onnxruntime", "torch"
 
 
 @dataclass
@@ -56,6 +59,7 @@ class ClassifyResult:
     seconds: float
     class_shares: dict
     warnings: list[str]
+    engine: str = "torch"
 
 
 def blend_weights(height: int, width: int) -> np.ndarray:
@@ -83,6 +87,68 @@ def tta_forward(model, x: torch.Tensor) -> torch.Tensor:
             p = p.flip(-1) if flip else p
             total = p if total is None else total + p
     return total / 8
+
+
+class OnnxForward:
+    """The model's forward pass in onnxruntime: the same logits, about 1.3× faster on a CPU.
+
+    The model is exported (plain logits, fixed tile shape, any batch) to a temporary file that is
+    removed once the session has loaded it. Called like the model: torch tensor in, logits out.
+    """
+
+    def __init__(self, model: torch.nn.Module, channels: int, height: int, width: int, threads: int):
+        import onnxruntime as ort
+
+        folder = tempfile.mkdtemp(prefix="unet-onnx-")
+        path = os.path.join(folder, "model.onnx")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(model.to(memory_format=torch.contiguous_format).eval(), torch.zeros(1, channels, height, width),
+                                  path, input_names=["input"], output_names=["logits"],
+                                  dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+            opts.log_severity_level = 3
+            self.session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        finally:
+            for name in os.listdir(folder):
+                os.remove(os.path.join(folder, name))
+            os.rmdir(folder)
+        self.version = ort.__version__
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.session.run(None, {"input": x.contiguous().numpy()})[0]
+        return torch.from_numpy(out)
+
+
+def forward_engine(model, meta: dict, config: ClassifyConfig, device: torch.device, th: int, tw: int, n_tiles: int, log):
+    """The callable that runs the model on a batch, and its name for the log.
+
+    On the CPU, onnxruntime when it is installed and worth its start-up (a few seconds of
+    export) and the tile shape survives TTA's rotations; otherwise PyTorch (channels-last on
+    the CPU, half precision on CUDA).
+    """
+    if device.type == "cpu" and config.engine in ("auto", "onnxruntime") and (th == tw or not config.tta) \
+            and (n_tiles >= 16 or config.engine == "onnxruntime"):
+        try:
+            runner = OnnxForward(model, int(meta["in_channels"]), th, tw, torch.get_num_threads())
+            return runner, f"onnxruntime {runner.version}"
+        except ImportError:
+            if config.engine == "onnxruntime":
+                raise UserInputError("DEVICE", "onnxruntime is not installed; install it with pip or use PyTorch.") from None
+            log("Tip: with onnxruntime installed (pip install onnxruntime), classification on the CPU is about 1.3× faster.")
+        except Exception as exc:  # an operator the exporter cannot handle: PyTorch still works
+            log(f"onnxruntime not used ({type(exc).__name__}: {exc}); classifying with PyTorch.")
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+        return (lambda x: model(x.contiguous(memory_format=torch.channels_last))), f"PyTorch {torch.__version__.split('+')[0]}"
+
+    def cuda_forward(x):
+        with torch.autocast("cuda", dtype=torch.float16):
+            return model(x).float()
+    return cuda_forward, f"PyTorch {torch.__version__.split('+')[0]} (CUDA, half precision)"
 
 
 def model_bands(meta: dict, band_count: int) -> list[int]:
@@ -225,8 +291,9 @@ def classify(
     cols = axis_origins(window.width, tile, stride)
     n_tiles = len(rows) * len(cols)
     weights = torch.from_numpy(blend_weights(th, tw)).to(device)
+    forward, engine = forward_engine(model, meta, config, device, th, tw, n_tiles, log)
     log(f"Classifying {window.width}×{window.height} px in {n_tiles} tiles of {tw}×{th} px "
-        f"(overlap {config.overlap:g} %, stride {stride} px) on {device}; model {meta['backbone']}, {k} classes.")
+        f"(overlap {config.overlap:g} %, stride {stride} px) on {device} with {engine}; model {meta['backbone']}, {k} classes.")
 
     gt = window_geotransform(info.geotransform, window)
     tmp_out = config.output + ".partial.tif"
@@ -278,8 +345,6 @@ def classify(
     valid_buf = np.zeros((th, window.width), dtype=bool)
     done = run = skipped = 0
     prev = None
-    memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
 
     def flush(nrows: int, y: int):
         """Finalise the first ``nrows`` rows of the strip buffers (raster row ``y``)."""
@@ -318,9 +383,8 @@ def classify(
                     if is_canceled():
                         raise Canceled()
                     chunk = work[b:b + config.batch_size]
-                    x = torch.from_numpy(np.stack([t for _, t in chunk])).to(device).contiguous(memory_format=memory_format)
-                    with torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda"):
-                        prob = tta_forward(model, x) if config.tta else torch.softmax(model(x).float(), 1)
+                    x = torch.from_numpy(np.stack([t for _, t in chunk])).to(device)
+                    prob = tta_forward(forward, x) if config.tta else torch.softmax(forward(x).float(), 1)
                     for (c, _), p in zip(chunk, prob):
                         acc[:, :, c:c + tw] += p * weights
                         wsum[:, c:c + tw] += weights
@@ -365,6 +429,6 @@ def classify(
     shares = {c["name"]: float(counts[int(c["value"])]) / total for c in classes}
     seconds = time.time() - t0
     log(f"{run} tiles classified, {skipped} skipped (all nodata), {seconds:.1f} s "
-        f"({window.width * window.height / 1e6 / max(seconds, 1e-9):.2f} Mpx/s) on {device}.")
+        f"({window.width * window.height / 1e6 / max(seconds, 1e-9):.2f} Mpx/s) on {device} with {engine}.")
     log("Class shares: " + ", ".join(f"{n} {100 * s:.1f}%" for n, s in shares.items()))
-    return ClassifyResult(config.output, config.output_confidence, classes, run, skipped, seconds, shares, warnings)
+    return ClassifyResult(config.output, config.output_confidence, classes, run, skipped, seconds, shares, warnings, engine)

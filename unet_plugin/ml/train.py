@@ -137,6 +137,23 @@ def augment_batch(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tup
     return torch.stack(xs), torch.stack(ys)
 
 
+def balancing_weights(counts: np.ndarray, cap: float = 10.0) -> np.ndarray:
+    """Class weights from pixel counts: inverse frequency, square-rooted, relative to the median class.
+
+    Plain inverse frequency gives a class of a few dozen pixels hundreds of times the weight of
+    the main class, and the model then paints it everywhere; the square root keeps rare classes
+    counting more while the common ones still count. Weights stay within ``cap``× of the median
+    class; classes without pixels get weight 1 (they never occur as a target).
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    present = counts > 0
+    w = np.ones_like(counts)
+    if present.any():
+        median = np.median(counts[present])
+        w[present] = np.clip(np.sqrt(median / counts[present]), 1.0 / cap, cap)
+    return w
+
+
 def make_loss(kind: str, weight: torch.Tensor | None) -> Callable:
     """The training loss; label 255 never counts."""
     if kind not in LOSSES:
@@ -343,8 +360,7 @@ def train(
         counts[c_i] = c.get("pixel_count", 1)
     weight = None
     if config.class_balancing:
-        w = counts.sum() / np.maximum(counts, 1) / k
-        w = w / w.mean()
+        w = balancing_weights(counts)
         weight = torch.tensor(w, dtype=torch.float32, device=device)
         log("Class weights: " + ", ".join(f"{c['name']} {wi:.2f}" for c, wi in zip(classes, w)))
     loss_fn = make_loss(config.loss, weight)

@@ -61,7 +61,7 @@ class TrainUnet(UnetAlgorithm):
         self.addParameter(advanced(with_help(QgsProcessingParameterEnum(self.LOSS, tr("Loss"), LOSSES, defaultValue=0),
                                              tr("Cross-entropy; focal (for rare classes); or cross-entropy plus Dice."))))
         self.addParameter(advanced(with_help(QgsProcessingParameterBoolean(self.CLASS_BALANCING, tr("Balance classes"), False),
-                                             tr("Weight classes by inverse frequency, so rare classes count more."))))
+                                             tr("Weight classes by inverse frequency (square root, at most 10× the median class), so rare classes count more."))))
         self.addParameter(advanced(with_help(QgsProcessingParameterBoolean(self.AUGMENT, tr("Augment (flips and rotations)"), True),
                                              tr("Randomly flip and rotate chips by 90° while training."))))
         self.addParameter(advanced(with_help(QgsProcessingParameterBoolean(self.FREEZE_ENCODER, tr("Freeze encoder"), False),

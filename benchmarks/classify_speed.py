@@ -1,0 +1,195 @@
+"""Classify Raster throughput against the bare forward pass, and its peak memory by raster size.
+
+In one run, on the same synthetic raster (default 2048×2048, 3 bands, Byte, tiled GeoTIFF) and the
+same model (U-Net resnet34, 8 classes, untrained: speed does not depend on the weights):
+
+- Mpx/s of classify() at OVERLAP 0 and 25 (tile 256, batch 4, everything included: reading,
+  normalising, blending, writing the GeoTIFF, statistics);
+- Mpx/s of the bare model forward over the same 256×256 tiles already in memory as a tensor:
+  PyTorch default (fp32, contiguous), PyTorch channels-last (what classify uses on the CPU), and
+  onnxruntime (what the Deepness plugin runs) on the model exported by export_onnx;
+- classify at OVERLAP 0 as a share of the best bare forward;
+- peak resident memory of classify() for a 5000×5000 and a 20000×20000 raster (child processes;
+  the rasters are nodata outside a 512-px column, so only a few hundred tiles are computed, but
+  every strip is read and every buffer is allocated at full width).
+
+    python benchmarks/classify_speed.py [--size 2048] [--backbone resnet34] [--skip-memory]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+TILE, BATCH, CLASSES, BANDS = 256, 4, 8, 3
+
+
+def make_model(path, backbone):
+    import torch
+
+    from unet_plugin.ml.modelfile import save_model
+    from unet_plugin.ml.unet import UNet
+
+    torch.manual_seed(0)
+    meta = {"backbone": backbone, "in_channels": BANDS, "bands": [{"index": i, "name": f"b{i}"} for i in range(1, BANDS + 1)],
+            "classes": [{"value": v, "name": f"class {v}", "color": [30 * v, 100, 200 - 20 * v]} for v in range(1, CLASSES + 1)],
+            "normalization": {"mean": [100.0] * BANDS, "std": [50.0] * BANDS}, "chip_size": TILE, "data_type": "Byte"}
+    save_model(path, UNet(backbone, BANDS, CLASSES).eval(), meta)
+
+
+def make_raster(path, width, height, column=None):
+    """Tiled Byte GeoTIFF with a smooth texture; with ``column``, nodata (0) outside [column, column+512)."""
+    import numpy as np
+    from osgeo import gdal, osr
+
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32631)
+    ds = gdal.GetDriverByName("GTiff").Create(path, width, height, BANDS, gdal.GDT_Byte,
+                                              ["TILED=YES", "COMPRESS=DEFLATE", "SPARSE_OK=TRUE"])
+    ds.SetGeoTransform((500000, 1, 0, 5600000, 0, -1))
+    ds.SetProjection(srs.ExportToWkt())
+    x0, w = (0, width) if column is None else (column, 512)
+    yy, xx = np.mgrid[0:1024, 0:w]
+    for b in range(BANDS):
+        ds.GetRasterBand(b + 1).SetNoDataValue(0)
+    for row in range(0, height, 1024):
+        h = min(1024, height - row)
+        for b in range(BANDS):
+            tex = (128 + 60 * np.sin((xx[:h] + x0) / (17 + 5 * b)) * np.cos((yy[:h] + row) / 23)).astype(np.uint8) | 1
+            ds.GetRasterBand(b + 1).WriteArray(tex, x0, row)
+    ds = None
+
+
+def tiles_of(path):
+    import numpy as np
+    from osgeo import gdal
+
+    data = gdal.Open(path).ReadAsArray().astype(np.float32)
+    data = (data - 100.0) / 50.0
+    _, h, w = data.shape
+    return np.stack([data[:, r:r + TILE, c:c + TILE] for r in range(0, h - TILE + 1, TILE) for c in range(0, w - TILE + 1, TILE)])
+
+
+def bare_forward(model, tiles, channels_last):
+    import torch
+
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    x = torch.from_numpy(tiles)
+    with torch.inference_mode():
+        model(x[:BATCH].contiguous(memory_format=fmt))  # warm-up
+        t0 = time.perf_counter()
+        for b in range(0, len(x), BATCH):
+            torch.softmax(model(x[b:b + BATCH].contiguous(memory_format=fmt)), 1)
+        return time.perf_counter() - t0
+
+
+def onnx_forward(model_path, tiles, work):
+    import numpy as np
+    import onnxruntime as ort
+
+    from unet_plugin.ml.onnx_export import export_onnx
+
+    onnx_path = os.path.join(work, "model.onnx")
+    export_onnx(model_path, onnx_path)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = os.cpu_count() or 1
+    sess = ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    # the exported graph takes pixels/255 and normalises itself: undo our normalisation
+    raw = ((tiles * 50.0 + 100.0) / 255.0).astype(np.float32)
+    sess.run(None, {name: raw[:BATCH]})
+    t0 = time.perf_counter()
+    for b in range(0, len(raw), BATCH):
+        sess.run(None, {name: raw[b:b + BATCH]})
+    return time.perf_counter() - t0
+
+
+def classify_seconds(image, model, out, overlap, engine):
+    from unet_plugin.ml.predict import ClassifyConfig, classify
+
+    t0 = time.perf_counter()
+    classify(ClassifyConfig(input=image, model=model, output=out, overlap=overlap, batch_size=BATCH, tile_size=TILE,
+                            engine=engine), log=lambda m: None)
+    return time.perf_counter() - t0
+
+
+def peak_memory(image, model, out):
+    code = f"""
+import json, resource, sys, time
+sys.path.insert(0, {ROOT!r})
+from unet_plugin.ml.predict import ClassifyConfig, classify
+t0 = time.perf_counter()
+r = classify(ClassifyConfig(input={image!r}, model={model!r}, output={out!r}, overlap=25, batch_size={BATCH}), log=lambda m: None)
+print(json.dumps({{"seconds": time.perf_counter() - t0, "tiles": r.tiles_run, "skipped": r.tiles_skipped,
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=2048)
+    ap.add_argument("--backbone", default="resnet34")
+    ap.add_argument("--skip-memory", action="store_true")
+    args = ap.parse_args()
+
+    import torch
+
+    from unet_plugin.ml.modelfile import load_model
+
+    with tempfile.TemporaryDirectory(prefix="unet-classify-speed-") as work:
+        model_path, image = os.path.join(work, "m.pt"), os.path.join(work, "image.tif")
+        make_model(model_path, args.backbone)
+        make_raster(image, args.size, args.size)
+        mpx = args.size * args.size / 1e6
+        print(f"Raster {args.size}×{args.size}, {BANDS} bands Byte; U-Net {args.backbone}, {CLASSES} classes; "
+              f"tile {TILE}, batch {BATCH}; torch {torch.__version__}, {torch.get_num_threads()} threads.")
+
+        tiles = tiles_of(image)
+        tile_mpx = len(tiles) * TILE * TILE / 1e6
+        model, _ = load_model(model_path, "cpu")
+        rates = {}
+        rates["bare PyTorch fp32 (default)"] = tile_mpx / bare_forward(model, tiles, channels_last=False)
+        rates["bare PyTorch channels-last"] = tile_mpx / bare_forward(model, tiles, channels_last=True)
+        try:
+            rates["bare onnxruntime"] = tile_mpx / onnx_forward(model_path, tiles, work)
+        except ImportError:
+            print("(onnxruntime not installed: skipped)")
+        for name, r in rates.items():
+            print(f"  {name:34s} {r:6.3f} Mpx/s  ({r * 1e6 / TILE / TILE:5.2f} tiles/s)")
+        for engine in ("auto", "torch"):
+            for overlap in (0, 25):
+                s = classify_seconds(image, model_path, os.path.join(work, f"c{overlap}{engine}.tif"), overlap, engine)
+                label = f"Classify Raster, OVERLAP {overlap}" + (" (PyTorch forced)" if engine == "torch" else "")
+                rates[label] = mpx / s
+                print(f"  {label:34s} {mpx / s:6.3f} Mpx/s  ({s:.1f} s)")
+        best = max(rates, key=lambda k: rates[k] if k.startswith("bare") else 0)
+        ours = rates["Classify Raster, OVERLAP 0"]
+        print(f"Classify OVERLAP 0 / best bare forward ({best}): {ours / rates[best]:.2f}")
+        print(f"Classify OVERLAP 0 / bare PyTorch default: {ours / rates['bare PyTorch fp32 (default)']:.2f}")
+        print(f"Classify OVERLAP 0, PyTorch forced / bare channels-last: "
+              f"{rates['Classify Raster, OVERLAP 0 (PyTorch forced)'] / rates['bare PyTorch channels-last']:.2f}")
+
+        if not args.skip_memory:
+            for size in (5000, 20000):
+                path = os.path.join(work, f"big{size}.tif")
+                make_raster(path, size, size, column=size // 2)
+                m = peak_memory(path, model_path, os.path.join(work, f"big{size}_out.tif"))
+                print(f"Peak memory, {size}×{size} raster: {m['peak_mb']:.0f} MB "
+                      f"({m['tiles']} tiles computed, {m['skipped']} nodata tiles skipped, {m['seconds']:.1f} s)")
+                os.remove(path)
+
+
+if __name__ == "__main__":
+    main()
