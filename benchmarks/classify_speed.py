@@ -142,11 +142,10 @@ def main():
     ap.add_argument("--size", type=int, default=2048)
     ap.add_argument("--backbone", default="resnet34")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--memory-only", action="store_true")
     args = ap.parse_args()
 
     import torch
-
-    from unet_plugin.ml.modelfile import load_model
 
     with tempfile.TemporaryDirectory(prefix="unet-classify-speed-") as work:
         model_path, image = os.path.join(work, "m.pt"), os.path.join(work, "image.tif")
@@ -156,31 +155,8 @@ def main():
         print(f"Raster {args.size}×{args.size}, {BANDS} bands Byte; U-Net {args.backbone}, {CLASSES} classes; "
               f"tile {TILE}, batch {BATCH}; torch {torch.__version__}, {torch.get_num_threads()} threads.")
 
-        tiles = tiles_of(image)
-        tile_mpx = len(tiles) * TILE * TILE / 1e6
-        model, _ = load_model(model_path, "cpu")
-        rates = {}
-        rates["bare PyTorch fp32 (default)"] = tile_mpx / bare_forward(model, tiles, channels_last=False)
-        rates["bare PyTorch channels-last"] = tile_mpx / bare_forward(model, tiles, channels_last=True)
-        try:
-            rates["bare onnxruntime"] = tile_mpx / onnx_forward(model_path, tiles, work)
-        except ImportError:
-            print("(onnxruntime not installed: skipped)")
-        for name, r in rates.items():
-            print(f"  {name:34s} {r:6.3f} Mpx/s  ({r * 1e6 / TILE / TILE:5.2f} tiles/s)")
-        for engine in ("auto", "torch"):
-            for overlap in (0, 25):
-                s = classify_seconds(image, model_path, os.path.join(work, f"c{overlap}{engine}.tif"), overlap, engine)
-                label = f"Classify Raster, OVERLAP {overlap}" + (" (PyTorch forced)" if engine == "torch" else "")
-                rates[label] = mpx / s
-                print(f"  {label:34s} {mpx / s:6.3f} Mpx/s  ({s:.1f} s)")
-        best = max(rates, key=lambda k: rates[k] if k.startswith("bare") else 0)
-        ours = rates["Classify Raster, OVERLAP 0"]
-        print(f"Classify OVERLAP 0 / best bare forward ({best}): {ours / rates[best]:.2f}")
-        print(f"Classify OVERLAP 0 / bare PyTorch default: {ours / rates['bare PyTorch fp32 (default)']:.2f}")
-        print(f"Classify OVERLAP 0, PyTorch forced / bare channels-last: "
-              f"{rates['Classify Raster, OVERLAP 0 (PyTorch forced)'] / rates['bare PyTorch channels-last']:.2f}")
-
+        if not args.memory_only:
+            speed(model_path, image, mpx, work)
         if not args.skip_memory:
             for size in (5000, 20000):
                 path = os.path.join(work, f"big{size}.tif")
@@ -189,6 +165,35 @@ def main():
                 print(f"Peak memory, {size}×{size} raster: {m['peak_mb']:.0f} MB "
                       f"({m['tiles']} tiles computed, {m['skipped']} nodata tiles skipped, {m['seconds']:.1f} s)")
                 os.remove(path)
+
+
+def speed(model_path, image, mpx, work):
+    from unet_plugin.ml.modelfile import load_model
+
+    tiles = tiles_of(image)
+    tile_mpx = len(tiles) * TILE * TILE / 1e6
+    model, _ = load_model(model_path, "cpu")
+    rates = {}
+    rates["bare PyTorch fp32 (default)"] = tile_mpx / bare_forward(model, tiles, channels_last=False)
+    rates["bare PyTorch channels-last"] = tile_mpx / bare_forward(model, tiles, channels_last=True)
+    try:
+        rates["bare onnxruntime"] = tile_mpx / onnx_forward(model_path, tiles, work)
+    except ImportError:
+        print("(onnxruntime not installed: skipped)")
+    for name, r in rates.items():
+        print(f"  {name:34s} {r:6.3f} Mpx/s  ({r * 1e6 / TILE / TILE:5.2f} tiles/s)")
+    for engine in ("auto", "torch"):
+        for overlap in (0, 25):
+            s = classify_seconds(image, model_path, os.path.join(work, f"c{overlap}{engine}.tif"), overlap, engine)
+            label = f"Classify Raster, OVERLAP {overlap}" + (" (PyTorch forced)" if engine == "torch" else "")
+            rates[label] = mpx / s
+            print(f"  {label:34s} {mpx / s:6.3f} Mpx/s  ({s:.1f} s)")
+    best = max(rates, key=lambda k: rates[k] if k.startswith("bare") else 0)
+    ours = rates["Classify Raster, OVERLAP 0"]
+    print(f"Classify OVERLAP 0 / best bare forward ({best}): {ours / rates[best]:.2f}")
+    print(f"Classify OVERLAP 0 / bare PyTorch default: {ours / rates['bare PyTorch fp32 (default)']:.2f}")
+    print(f"Classify OVERLAP 0, PyTorch forced / bare channels-last: "
+          f"{rates['Classify Raster, OVERLAP 0 (PyTorch forced)'] / rates['bare PyTorch channels-last']:.2f}")
 
 
 if __name__ == "__main__":

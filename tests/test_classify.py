@@ -68,6 +68,20 @@ def test_no_seams_between_one_tile_and_many(tiny_model, tmp_path):
     assert (a == b)[a != 255].mean() > 0.9
 
 
+@pytest.mark.parametrize("overlap", [0, 25, 60])
+def test_column_blocks_give_the_same_map(tiny_model, tmp_path, overlap):
+    """Narrow column blocks (what bounds memory on wide rasters) change nothing in the result."""
+    maps = []
+    for block in (0, 96, 128):
+        out, conf = str(tmp_path / f"b{block}.tif"), str(tmp_path / f"b{block}_conf.tif")
+        classify(ClassifyConfig(input=NC_IMAGE, model=tiny_model[0], output=out, output_confidence=conf, overlap=overlap,
+                                block_width=block, engine="torch"), **QUIET)
+        maps.append((gdal.Open(out).ReadAsArray(), gdal.Open(conf).ReadAsArray()))
+    for cls, conf in maps[1:]:
+        assert np.array_equal(cls, maps[0][0]) and np.allclose(conf, maps[0][1], atol=1e-5)
+    assert len(np.unique(maps[0][0])) > 2
+
+
 def test_blend_weights_fall_off_to_the_edges():
     w = blend_weights(64, 64)
     assert w[32, 32] == w.max() and w[0, 0] == w.min() > 0

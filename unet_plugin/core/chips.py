@@ -20,7 +20,7 @@ from osgeo import gdal
 from . import labels as lab
 from .errors import Canceled, UserInputError
 from .raster import (
-    check_bands, extent_window, open_raster, raster_info, read_window,
+    check_bands, extent_window, gdal_cache_budget, open_raster, raster_info, read_window,
     window_bounds, window_geotransform,
 )
 from .styles import BACKGROUND_COLOR
@@ -166,6 +166,11 @@ def export_chips(
         UserInputError: for bad parameters or data, naming the parameter.
         Canceled: when ``is_canceled()`` turned true.
     """
+    with gdal_cache_budget():
+        return _export(config, progress, is_canceled, log)
+
+
+def _export(config: ExportConfig, progress, is_canceled, log) -> ExportResult:
     validate(config)
     ds = open_raster(config.input, "INPUT")
     info = raster_info(ds, "INPUT")

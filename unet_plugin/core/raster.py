@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -161,3 +162,22 @@ def same_crs(wkt_a: str, wkt_b: str) -> bool:
     a.ImportFromWkt(wkt_a)
     b.ImportFromWkt(wkt_b)
     return bool(a.IsSame(b))
+
+
+GDAL_CACHE_BUDGET = 256 * 1024 * 1024
+
+
+@contextmanager
+def gdal_cache_budget(nbytes: int = GDAL_CACHE_BUDGET):
+    """Cap GDAL's block cache for one run, then restore it.
+
+    GDAL keeps up to 5 % of the RAM of blocks read and written by default; streaming a raster
+    once reuses few of them, so a large raster would fill that cache and memory would grow with
+    the raster's size up to the cap. A fixed, smaller cap keeps the run's memory flat.
+    """
+    old = gdal.GetCacheMax()
+    gdal.SetCacheMax(min(old, nbytes))
+    try:
+        yield
+    finally:
+        gdal.SetCacheMax(old)

@@ -1,7 +1,7 @@
 """Classify Raster: stream a raster through a trained U-Net in blended, overlapping tiles.
 
-Memory is bounded by one strip of tiles (tile height × raster width), not by
-the raster's size. Reading and normalising run on one thread, writing on
+Memory is bounded by one strip of tiles of one column block (tile height ×
+BLOCK_WIDTH), not by the raster's size. Reading and normalising run on one thread, writing on
 another, so both overlap with the model's forward pass.
 """
 
@@ -22,7 +22,7 @@ from osgeo import gdal
 
 from ..core.errors import Canceled, UserInputError
 from ..core.raster import (
-    extent_window, open_raster, raster_info, read_window, same_crs, window_geotransform,
+    extent_window, gdal_cache_budget, open_raster, raster_info, read_window, same_crs, window_geotransform,
 )
 from ..core.styles import NODATA, apply_classes_to_band, write_qml
 from ..core.windows import Window, axis_origins
@@ -30,6 +30,7 @@ from .modelfile import ModelFileError, load_model
 from .train import pick_device
 
 CONFIDENCE_NODATA = -1.0
+BLOCK_WIDTH = 2048
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class ClassifyConfig:
     device: str = "auto"
     output_confidence: str | None = None
     engine: str = "auto"  # CPU forward pass: "auto" (onnxruntime when installed), "onnxruntime", "torch"
+    block_width: int = 0  # columns per block (0: BLOCK_WIDTH); memory grows with it, not with the raster
 
 
 @dataclass
@@ -111,6 +113,8 @@ class OnnxForward:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
             opts.log_severity_level = 3
+            # no busy-waiting between batches: the reader and writer threads need those cores
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self.session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
         finally:
             for name in os.listdir(folder):
@@ -133,7 +137,9 @@ def forward_engine(model, meta: dict, config: ClassifyConfig, device: torch.devi
     if device.type == "cpu" and config.engine in ("auto", "onnxruntime") and (th == tw or not config.tta) \
             and (n_tiles >= 16 or config.engine == "onnxruntime"):
         try:
+            t0 = time.perf_counter()
             runner = OnnxForward(model, int(meta["in_channels"]), th, tw, torch.get_num_threads())
+            log(f"Model prepared for onnxruntime in {time.perf_counter() - t0:.1f} s.")
             return runner, f"onnxruntime {runner.version}"
         except ImportError:
             if config.engine == "onnxruntime":
@@ -244,6 +250,11 @@ def classify(
         UserInputError: bad parameters, a file that is not a model, mismatching bands.
         Canceled: the run was canceled; no output is left behind.
     """
+    with gdal_cache_budget():
+        return _classify(config, progress, is_canceled, log, warn)
+
+
+def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> ClassifyResult:
     t0 = time.time()
     warnings: list[str] = []
 
@@ -304,18 +315,30 @@ def classify(
     stop = threading.Event()
     failure: list[BaseException] = []
 
+    # Column blocks bound the strip buffers by BLOCK_WIDTH, not the raster's width. A block
+    # finalises columns [x0, x1) and runs every tile of the grid that touches them, so a pixel
+    # gets exactly the tiles it gets without blocks (tiles across a boundary run in both blocks).
+    block_width = max(int(config.block_width or BLOCK_WIDTH), tw)
+    blocks = []
+    for x0 in range(0, window.width, block_width):
+        x1 = min(x0 + block_width, window.width)
+        bcols = [c for c in cols if c < x1 and c + tw > x0]
+        blocks.append((x0, x1, bcols[0], bcols[-1] + tw - bcols[0], bcols))
+    n_tiles = len(rows) * sum(len(b[4]) for b in blocks)
+
     def reader(q_in: queue.Queue):
-        """Read one strip per tile row, normalise, cut into tiles."""
+        """Read one strip per tile row and block, normalise, cut into tiles."""
         try:
-            for r in rows:
-                if stop.is_set():
-                    break
-                strip_win = Window(window.col, window.row + r, window.width, th)
-                data, valid = read_window(ds, bands, strip_win, info.nodata)
-                x = (data.astype(np.float32) - mean) / std
-                x[:, ~valid] = 0.0
-                tiles = [(c, x[:, :, c:c + tw], valid[:, c:c + tw].any()) for c in cols]
-                q_in.put((r, tiles, valid))
+            for bi, (_, _, s0, bw, bcols) in enumerate(blocks):
+                for r in rows:
+                    if stop.is_set():
+                        return
+                    strip_win = Window(window.col + s0, window.row + r, bw, th)
+                    data, valid = read_window(ds, bands, strip_win, info.nodata)
+                    x = (data.astype(np.float32) - mean) / std
+                    x[:, ~valid] = 0.0
+                    tiles = [(c - s0, x[:, :, c - s0:c - s0 + tw], valid[:, c - s0:c - s0 + tw].any()) for c in bcols]
+                    q_in.put((bi, r, tiles, valid))
         except BaseException as exc:  # reported by the main thread
             failure.append(exc)
         finally:
@@ -327,10 +350,10 @@ def classify(
                 item = q_out.get()
                 if item is None:
                     break
-                y, cls, conf = item
-                out_ds.GetRasterBand(1).WriteArray(cls, 0, y)
+                x, y, cls, conf = item
+                out_ds.GetRasterBand(1).WriteArray(cls, x, y)
                 if conf_ds is not None:
-                    conf_ds.GetRasterBand(1).WriteArray(conf, 0, y)
+                    conf_ds.GetRasterBand(1).WriteArray(conf, x, y)
         except BaseException as exc:
             failure.append(exc)
 
@@ -340,25 +363,30 @@ def classify(
     for t in threads:
         t.start()
 
-    acc = torch.zeros((k, th, window.width), dtype=torch.float32, device=device)
-    wsum = torch.zeros((th, window.width), dtype=torch.float32, device=device)
-    valid_buf = np.zeros((th, window.width), dtype=bool)
     done = run = skipped = 0
-    prev = None
+    state = {"block": None}
+
+    def start_block(bi: int):
+        x0, x1, s0, bw, _ = blocks[bi]
+        state.update(block=bi, prev=None, keep=(x0 - s0, x1 - s0), x0=x0,
+                     acc=torch.zeros((k, th, bw), dtype=torch.float32, device=device),
+                     wsum=torch.zeros((th, bw), dtype=torch.float32, device=device),
+                     valid=np.zeros((th, bw), dtype=bool))
 
     def flush(nrows: int, y: int):
-        """Finalise the first ``nrows`` rows of the strip buffers (raster row ``y``)."""
-        w = wsum[:nrows].clamp(min=1e-12)
-        prob = acc[:, :nrows] / w
+        """Finalise the first ``nrows`` rows of the block's strip buffers (raster row ``y``)."""
+        a, b = state["keep"]
+        wsum = state["wsum"][:nrows, a:b]
+        prob = state["acc"][:, :nrows, a:b] / wsum.clamp(min=1e-12)
         conf, idx = prob.max(0)
         cls = lut[idx.cpu().numpy()]
-        ok = valid_buf[:nrows] & (wsum[:nrows] > 0).cpu().numpy()
+        ok = state["valid"][:nrows, a:b] & (wsum > 0).cpu().numpy()
         cls[~ok] = NODATA
         counts[:] += np.bincount(cls.ravel(), minlength=256)
         conf_np = conf.cpu().numpy().astype(np.float32) if conf_ds is not None else None
         if conf_np is not None:
             conf_np[~ok] = CONFIDENCE_NODATA
-        q_out.put((y, cls, conf_np))
+        q_out.put((state["x0"], y, cls, conf_np))
 
     try:
         with torch.inference_mode():
@@ -366,7 +394,12 @@ def classify(
                 item = q_in.get()
                 if item is None:
                     break
-                r, tiles, valid = item
+                bi, r, tiles, valid = item
+                if bi != state["block"]:
+                    if state["block"] is not None:
+                        flush(th, state["prev"])
+                    start_block(bi)
+                acc, wsum, valid_buf, prev = state["acc"], state["wsum"], state["valid"], state["prev"]
                 if prev is not None:  # rows [prev, r) are final: write them, shift the buffers
                     d = r - prev
                     flush(d, prev)
@@ -394,13 +427,13 @@ def classify(
                 progress(done / n_tiles)
                 if failure:
                     break
-                prev = r
+                state["prev"] = r
             if is_canceled():
                 raise Canceled()
             if failure:
                 raise failure[0]
-            if prev is not None:
-                flush(th, prev)
+            if state["block"] is not None:
+                flush(th, state["prev"])
         q_out.put(None)
         for t in threads:
             t.join()

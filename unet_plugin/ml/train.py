@@ -403,6 +403,7 @@ def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_cancel
     best_epoch, since_best = 0, 0
     result = TrainResult(config.output_model, None, 0.0, 0.0, 0, 0, False, classes=classes)
     for epoch in range(1, config.epochs + 1):
+        t_epoch = time.perf_counter()
         model.train()
         if config.freeze_encoder:
             model.encoder.eval()
@@ -426,22 +427,25 @@ def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_cancel
             total += loss.item()
             progress(((epoch - 1) * steps + s + 1) / (config.epochs * steps))
         train_loss = total / max(steps, 1)
+        train_seconds = time.perf_counter() - t_epoch
         val = evaluate(model, loss_fn, va if va is not None else tr, k, config.batch_size, device, is_canceled)
         if val is None:
             return _finish_canceled(result, best, history, epoch - 1, log)
         sc = scores(val["cm"])
-        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"], "accuracy": sc["accuracy"], "miou": sc["miou"], "iou": sc["iou"]}
+        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"], "accuracy": sc["accuracy"], "miou": sc["miou"],
+               "iou": sc["iou"], "train_seconds": train_seconds, "chips_per_second": steps * config.batch_size / max(train_seconds, 1e-9)}
         history.append(row)
         improved = best is None or sc["miou"] > best["miou"] + 1e-6
-        log(f"Epoch {epoch}/{config.epochs}: train loss {train_loss:.4f}, validation loss {val['loss']:.4f}, "
-            f"accuracy {sc['accuracy']:.3f}, mIoU {sc['miou']:.3f} ("
-            + ", ".join(f"{c['name']} {iou:.2f}" for c, iou in zip(classes, sc["iou"]) if iou == iou) + ")"
-            + ("  ← best, saved" if improved else ""))
         if improved:
             best = dict(row, cm=val["cm"], scores=sc, examples=val["examples"])
             best_epoch, since_best = epoch, 0
             save_model(config.output_model, model, _metadata(config, model, data, classes, mean, std, best, epoch, lr))
-        else:
+        row["seconds"] = time.perf_counter() - t_epoch  # the whole epoch: training, validation, saving
+        log(f"Epoch {epoch}/{config.epochs}: train loss {train_loss:.4f}, validation loss {val['loss']:.4f}, "
+            f"accuracy {sc['accuracy']:.3f}, mIoU {sc['miou']:.3f} ("
+            + ", ".join(f"{c['name']} {iou:.2f}" for c, iou in zip(classes, sc["iou"]) if iou == iou) + ")"
+            + ("  ← best, saved" if improved else "") + f"  [{row['seconds']:.1f} s, {row['chips_per_second']:.1f} chips/s]")
+        if not improved:
             since_best += 1
             if config.early_stopping and since_best >= config.early_stopping:
                 log(f"Early stopping: no mIoU improvement for {since_best} epochs.")
