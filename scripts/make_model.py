@@ -17,33 +17,38 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL_PATH = os.path.join(ROOT, "resources", "unet_workflow.model3")
-sys.path.insert(0, ROOT)
-
-# Model parameter → (child, child parameter) it feeds. Names are the algorithms' own keys, so the
-# model reads like the algorithms' documentation; CLASSIFY_INPUT is the raster to classify.
 EXPORT, TRAIN, CLASSIFY = "export", "train", "classify"
+ALGORITHMS = {EXPORT: "unet:exporttrainingchips", TRAIN: "unet:trainunet", CLASSIFY: "unet:classifyraster"}
+# The model's inputs: (child, the child's parameter whose definition it takes, model parameter
+# name, description). Help, defaults and options come from the algorithms themselves.
+INPUTS = [
+    (EXPORT, "INPUT", "INPUT", "Training imagery"),
+    (EXPORT, "LABELS", "LABELS", None),
+    (EXPORT, "CLASS_FIELD", "CLASS_FIELD", None),
+    (EXPORT, "LABEL_RASTER", "LABEL_RASTER", None),
+    (EXPORT, "CHIP_SIZE", "CHIP_SIZE", None),
+    (TRAIN, "BACKBONE", "BACKBONE", None),
+    (TRAIN, "PRETRAINED", "PRETRAINED", None),
+    (TRAIN, "EPOCHS", "EPOCHS", None),
+    (CLASSIFY, "INPUT", "CLASSIFY_INPUT", "Imagery to classify"),
+]
+# Model outputs: child → {output name: the child's destination parameter}
+OUTPUTS = {EXPORT: {"Chips": "OUTPUT"}, TRAIN: {"Model": "OUTPUT_MODEL", "Report": "OUTPUT_REPORT"}, CLASSIFY: {"Classes": "OUTPUT"}}
 
 
 def build_model():
+    """The model, built from the registered algorithms of the ``unet`` provider."""
     from qgis.core import (
         QgsApplication,
-        QgsProcessing,
         QgsProcessingModelAlgorithm,
         QgsProcessingModelChildAlgorithm,
         QgsProcessingModelChildParameterSource as Source,
         QgsProcessingModelOutput,
         QgsProcessingModelParameter,
-        QgsProcessingParameterBoolean,
-        QgsProcessingParameterEnum,
-        QgsProcessingParameterFeatureSource,
-        QgsProcessingParameterField,
-        QgsProcessingParameterNumber,
-        QgsProcessingParameterRasterLayer,
     )
     from qgis.PyQt.QtCore import QPointF
 
-    from unet_plugin.processing.train_unet import BACKBONES
-
+    algs = {child: QgsApplication.processingRegistry().algorithmById(alg_id) for child, alg_id in ALGORITHMS.items()}
     m = QgsProcessingModelAlgorithm("U-Net workflow (export, train, classify)", "U-Net segmentation")
     m.setHelpContent({
         "ALG_DESC": "Cuts training chips from imagery and labels (class polygons or a label raster), trains a "
@@ -51,58 +56,40 @@ def build_model():
                     "report and the styled class map are all kept.",
         "ALG_CREATOR": "U-Net segmentation plugin",
     })
-    params = [
-        (QgsProcessingParameterRasterLayer("INPUT", "Training imagery"), 120),
-        (QgsProcessingParameterFeatureSource("LABELS", "Class polygons", [QgsProcessing.TypeVectorPolygon], optional=True), 180),
-        (QgsProcessingParameterField("CLASS_FIELD", "Class field", None, "LABELS", QgsProcessingParameterField.Any, optional=True), 240),
-        (QgsProcessingParameterRasterLayer("LABEL_RASTER", "Label raster", optional=True), 300),
-        (QgsProcessingParameterNumber("CHIP_SIZE", "Chip size (pixels)", QgsProcessingParameterNumber.Integer, 256, minValue=32), 360),
-        (QgsProcessingParameterEnum("BACKBONE", "Backbone", BACKBONES, defaultValue=1), 420),
-        (QgsProcessingParameterBoolean("PRETRAINED", "Start from ImageNet weights", True), 480),
-        (QgsProcessingParameterNumber("EPOCHS", "Epochs", QgsProcessingParameterNumber.Integer, 20, minValue=1), 540),
-        (QgsProcessingParameterRasterLayer("CLASSIFY_INPUT", "Imagery to classify"), 600),
-    ]
-    for definition, y in params:
-        component = QgsProcessingModelParameter(definition.name())
-        component.setPosition(QPointF(120, y))
+    sources = {child: {} for child in ALGORITHMS}
+    for n, (child, key, name, description) in enumerate(INPUTS):
+        definition = algs[child].parameterDefinition(key).clone()
+        definition.setName(name)
+        if description:
+            definition.setDescription(description)
+        component = QgsProcessingModelParameter(name)
+        component.setPosition(QPointF(120, 120 + 60 * n))
         m.addModelParameter(definition, component)
+        sources[child][key] = Source.fromModelParameter(name)
+    sources[TRAIN]["CHIPS"] = Source.fromChildOutput(EXPORT, "OUTPUT")
+    sources[CLASSIFY]["MODEL"] = Source.fromChildOutput(TRAIN, "OUTPUT_MODEL")
 
-    def child(alg_id, child_id, x, y, sources, outputs):
-        c = QgsProcessingModelChildAlgorithm(alg_id)
+    for row, (child_id, alg) in enumerate(algs.items()):
+        x, y = 420, 200 + 160 * row
+        c = QgsProcessingModelChildAlgorithm(alg.id())
         c.setChildId(child_id)
-        c.setDescription({EXPORT: "Export Training Chips", TRAIN: "Train U-Net", CLASSIFY: "Classify Raster"}[child_id])
+        c.setDescription(alg.displayName())
         c.setPosition(QPointF(x, y))
-        for key, source in sources.items():
-            c.addParameterSources(key, [source])
-        # every other parameter at the algorithm's default, as the Modeler's dialog stores it
-        for definition in QgsApplication.processingRegistry().algorithmById(alg_id).parameterDefinitions():
-            if definition.name() not in sources and not definition.isDestination():
-                c.addParameterSources(definition.name(), [Source.fromStaticValue(definition.defaultValue())])
+        for definition in alg.parameterDefinitions():
+            if definition.isDestination():
+                continue
+            # every parameter not fed from elsewhere at the algorithm's default, as the Modeler stores it
+            c.addParameterSources(definition.name(), [sources[child_id].get(definition.name(), Source.fromStaticValue(definition.defaultValue()))])
         model_outputs = {}
-        for name, (child_output, default) in outputs.items():
+        for name, child_output in OUTPUTS[child_id].items():
             out = QgsProcessingModelOutput(name, name)
             out.setChildId(child_id)
             out.setChildOutputName(child_output)
             out.setMandatory(False)
             out.setPosition(QPointF(x + 200, y + 60 + 40 * len(model_outputs)))
-            if default is not None:
-                out.setDefaultValue(default)
             model_outputs[name] = out
         c.setModelOutputs(model_outputs)
         m.addChildAlgorithm(c)
-
-    p = Source.fromModelParameter
-    child("unet:exporttrainingchips", EXPORT, 420, 200,
-          {"INPUT": p("INPUT"), "LABELS": p("LABELS"), "CLASS_FIELD": p("CLASS_FIELD"),
-           "LABEL_RASTER": p("LABEL_RASTER"), "CHIP_SIZE": p("CHIP_SIZE")},
-          {"Chips": ("OUTPUT", None)})
-    child("unet:trainunet", TRAIN, 420, 360,
-          {"CHIPS": Source.fromChildOutput(EXPORT, "OUTPUT"), "BACKBONE": p("BACKBONE"),
-           "PRETRAINED": p("PRETRAINED"), "EPOCHS": p("EPOCHS")},
-          {"Model": ("OUTPUT_MODEL", None), "Report": ("OUTPUT_REPORT", None)})
-    child("unet:classifyraster", CLASSIFY, 420, 520,
-          {"INPUT": p("CLASSIFY_INPUT"), "MODEL": Source.fromChildOutput(TRAIN, "OUTPUT_MODEL")},
-          {"Classes": ("OUTPUT", None)})
     m.updateDestinationParameters()
     return m
 
@@ -110,6 +97,7 @@ def build_model():
 def main(path: str = MODEL_PATH) -> None:
     from qgis.core import QgsApplication
 
+    sys.path.insert(0, ROOT)
     app = QgsApplication([], False)
     app.initQgis()
     from unet_plugin.processing.provider import UnetProvider

@@ -139,8 +139,16 @@ def test_onnxruntime_and_pytorch_give_the_same_map(tiny_model, tmp_path, tta):
 
 def test_auto_engine_uses_onnxruntime_on_the_cpu_when_installed(tiny_model, tmp_path):
     pytest.importorskip("onnxruntime")
+    import tempfile
+
+    def exports():
+        return {f for f in os.listdir(tempfile.gettempdir()) if f.startswith("unet-onnx-")}
+
+    before = exports()
     r = classify(ClassifyConfig(input=NC_IMAGE, model=tiny_model[0], output=str(tmp_path / "a.tif"), device="cpu"), **QUIET)
-    assert r.engine.startswith("onnxruntime") and not [f for f in os.listdir(tmp_path) if f.endswith(".onnx")]
+    assert r.engine.startswith("onnxruntime")
+    assert exports() == before  # the exported graph is removed once the session holds it
+    assert sorted(os.listdir(tmp_path)) == ["a.qml", "a.tif", "a.tif.aux.xml"]
 
 
 def _bad(config, param, match):

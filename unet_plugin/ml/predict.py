@@ -101,9 +101,8 @@ class OnnxForward:
     def __init__(self, model: torch.nn.Module, channels: int, height: int, width: int, threads: int):
         import onnxruntime as ort
 
-        folder = tempfile.mkdtemp(prefix="unet-onnx-")
-        path = os.path.join(folder, "model.onnx")
-        try:
+        with tempfile.TemporaryDirectory(prefix="unet-onnx-") as folder:
+            path = os.path.join(folder, "model.onnx")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 torch.onnx.export(model.to(memory_format=torch.contiguous_format).eval(), torch.zeros(1, channels, height, width),
@@ -116,10 +115,6 @@ class OnnxForward:
             # no busy-waiting between batches: the reader and writer threads need those cores
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self.session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-        finally:
-            for name in os.listdir(folder):
-                os.remove(os.path.join(folder, name))
-            os.rmdir(folder)
         self.version = ort.__version__
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -324,7 +319,7 @@ def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> Class
         x1 = min(x0 + block_width, window.width)
         bcols = [c for c in cols if c < x1 and c + tw > x0]
         blocks.append((x0, x1, bcols[0], bcols[-1] + tw - bcols[0], bcols))
-    n_tiles = len(rows) * sum(len(b[4]) for b in blocks)
+    tile_runs = len(rows) * sum(len(b[4]) for b in blocks)  # tiles across block boundaries run twice
 
     def reader(q_in: queue.Queue):
         """Read one strip per tile row and block, normalise, cut into tiles."""
@@ -422,9 +417,9 @@ def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> Class
                         acc[:, :, c:c + tw] += p * weights
                         wsum[:, c:c + tw] += weights
                     run += len(chunk)
-                    progress((done + b + len(chunk)) / n_tiles)
+                    progress((done + b + len(chunk)) / tile_runs)
                 done += len(tiles)
-                progress(done / n_tiles)
+                progress(done / tile_runs)
                 if failure:
                     break
                 state["prev"] = r
