@@ -31,6 +31,8 @@ _LINKS = tempfile.mkdtemp(prefix="unet-plugin-path-")
 os.symlink(ROOT, os.path.join(_LINKS, PACKAGE))
 sys.path.insert(0, _LINKS)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# exported ONNX graphs go to a cache of the test run, not the user's (child processes inherit it)
+os.environ["UNET_CACHE_DIR"] = tempfile.mkdtemp(prefix="unet-test-cache-")
 
 
 def plugin_module(name: str = ""):

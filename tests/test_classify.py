@@ -139,16 +139,70 @@ def test_onnxruntime_and_pytorch_give_the_same_map(tiny_model, tmp_path, tta):
 
 def test_auto_engine_uses_onnxruntime_on_the_cpu_when_installed(tiny_model, tmp_path):
     pytest.importorskip("onnxruntime")
+    r = classify(ClassifyConfig(input=NC_IMAGE, model=tiny_model[0], output=str(tmp_path / "a.tif"), device="cpu"), **QUIET)
+    assert r.engine.startswith("onnxruntime")
+    assert sorted(os.listdir(tmp_path)) == ["a.qml", "a.tif", "a.tif.aux.xml"]
+
+
+def test_onnx_graph_is_exported_once_per_model_file(tiny_model, tmp_path, monkeypatch):
+    """The slow ONNX export runs once: later runs reuse the session (same process) or the cached graph."""
+    pytest.importorskip("onnxruntime")
+    from unet_segmentation.unet_plugin.ml import predict
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("UNET_CACHE_DIR", str(cache))
+    model = str(tmp_path / "m.pt")
+    with open(tiny_model[0], "rb") as src, open(model, "wb") as dst:
+        dst.write(src.read())
+
+    def run(name):
+        lines = []
+        classify(ClassifyConfig(input=NC_IMAGE, model=model, output=str(tmp_path / f"{name}.tif"), engine="onnxruntime"),
+                 log=lines.append)
+        prepared = [m for m in lines if m.startswith("Model prepared for onnxruntime")]
+        assert len(prepared) == 1, lines
+        return prepared[0], gdal.Open(str(tmp_path / f"{name}.tif")).ReadAsArray()
+
+    first, a = run("a")
+    graphs = os.listdir(cache / "onnx")
+    assert "(exported)" in first and len(graphs) == 1 and graphs[0].endswith(".onnx")
+    second, b = run("b")
+    assert "(kept in memory)" in second and np.array_equal(a, b)
+    predict._SESSIONS.clear()  # as a new QGIS process would start
+    third, c = run("c")
+    assert "(cached graph)" in third and np.array_equal(a, c) and os.listdir(cache / "onnx") == graphs
+    st = os.stat(model)
+    os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the model file was replaced: export again
+    fourth, d = run("d")
+    assert "(exported)" in fourth and np.array_equal(a, d) and len(os.listdir(cache / "onnx")) == 2
+    # the cache keeps the most recently used graphs only
+    monkeypatch.setattr(predict, "ONNX_CACHE_FILES", 1)
+    os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns + 2 * 10**9))
+    run("e")
+    assert len(os.listdir(cache / "onnx")) == 1
+
+
+def test_onnx_without_a_writable_cache_exports_to_a_temporary_folder(tiny_model, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
     import tempfile
+
+    from unet_segmentation.unet_plugin.ml import predict
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("UNET_CACHE_DIR", str(blocker))
+    monkeypatch.setattr(predict, "_SESSIONS", predict.OrderedDict())
 
     def exports():
         return {f for f in os.listdir(tempfile.gettempdir()) if f.startswith("unet-onnx-")}
 
     before = exports()
-    r = classify(ClassifyConfig(input=NC_IMAGE, model=tiny_model[0], output=str(tmp_path / "a.tif"), device="cpu"), **QUIET)
-    assert r.engine.startswith("onnxruntime")
-    assert exports() == before  # the exported graph is removed once the session holds it
-    assert sorted(os.listdir(tmp_path)) == ["a.qml", "a.tif", "a.tif.aux.xml"]
+    lines = []
+    r = classify(ClassifyConfig(input=NC_IMAGE, model=tiny_model[0], output=str(tmp_path / "a.tif"), engine="onnxruntime"),
+                 log=lines.append)
+    assert r.engine.startswith("onnxruntime") and any("(exported)" in m for m in lines)
+    assert exports() == before  # the temporary graph is removed once the session holds it
+    assert blocker.read_text() == "x"
 
 
 def _bad(config, param, match):

@@ -7,12 +7,14 @@ another, so both overlap with the model's forward pass.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
 import tempfile
 import threading
 import time
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
@@ -91,35 +93,115 @@ def tta_forward(model, x: torch.Tensor) -> torch.Tensor:
     return total / 8
 
 
+ONNX_CACHE_FILES = 8  # exported graphs kept on disk (least recently used go first)
+_SESSIONS: "OrderedDict[str, OnnxForward]" = OrderedDict()  # prepared sessions kept in this process
+_SESSIONS_KEPT = 2
+_SESSIONS_LOCK = threading.Lock()
+
+
+def onnx_cache_dir() -> str:
+    """Where exported graphs are kept: $UNET_CACHE_DIR, else the user's cache folder."""
+    base = os.environ.get("UNET_CACHE_DIR")
+    if not base:
+        root = os.environ.get("LOCALAPPDATA") if os.name == "nt" else None
+        root = root or os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        base = os.path.join(root, "qgis-unet")
+    return os.path.join(base, "onnx")
+
+
+def _export_graph(model: torch.nn.Module, channels: int, height: int, width: int, path: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.to(memory_format=torch.contiguous_format).eval(), torch.zeros(1, channels, height, width),
+                          path, input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
+
+
 class OnnxForward:
     """The model's forward pass in onnxruntime: the same logits, about 1.3× faster on a CPU.
 
-    The model is exported (plain logits, fixed tile shape, any batch) to a temporary file that is
-    removed once the session has loaded it. Called like the model: torch tensor in, logits out.
+    Exporting the graph takes seconds, so it is done once per model file and tile shape: the
+    graph is kept in :func:`onnx_cache_dir` (keyed by the model file's path, size and
+    modification time, the tile shape and the PyTorch version; the least recently used beyond
+    ONNX_CACHE_FILES are removed) and the prepared session in this process (batch runs reuse it).
+    Without a writable cache folder the graph goes to a temporary folder removed after loading.
+    Called like the model: torch tensor in, logits out.
     """
 
-    def __init__(self, model: torch.nn.Module, channels: int, height: int, width: int, threads: int):
+    def __init__(self, session, version: str, source: str):
+        self.session, self.version, self.source = session, version, source
+
+    @classmethod
+    def prepare(cls, model: torch.nn.Module, model_path: str, channels: int, height: int, width: int, threads: int) -> "OnnxForward":
         import onnxruntime as ort
 
-        with tempfile.TemporaryDirectory(prefix="unet-onnx-") as folder:
-            path = os.path.join(folder, "model.onnx")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(model.to(memory_format=torch.contiguous_format).eval(), torch.zeros(1, channels, height, width),
-                                  path, input_names=["input"], output_names=["logits"],
-                                  dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-            opts.log_severity_level = 3
-            # no busy-waiting between batches: the reader and writer threads need those cores
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            self.session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-        self.version = ort.__version__
+        st = os.stat(model_path)
+        ident = f"{os.path.realpath(model_path)}|{st.st_size}|{st.st_mtime_ns}|{channels}|{height}|{width}|{torch.__version__}|1"
+        key = hashlib.sha256(ident.encode("utf-8")).hexdigest()[:32]
+        with _SESSIONS_LOCK:
+            hit = _SESSIONS.get(f"{key}|{threads}")
+            if hit is not None:
+                _SESSIONS.move_to_end(f"{key}|{threads}")
+                return cls(hit.session, hit.version, "kept in memory")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        # no busy-waiting between batches: the reader and writer threads need those cores
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+
+        def session(path):
+            return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+        folder = onnx_cache_dir()
+        cached = os.path.join(folder, key + ".onnx")
+        sess = None
+        source = "cached graph"
+        if os.path.isfile(cached):
+            try:
+                sess = session(cached)
+                os.utime(cached)  # recently used
+            except Exception:  # damaged file: export again
+                sess = None
+        if sess is None:
+            source = "exported"
+            try:
+                os.makedirs(folder, exist_ok=True)
+                partial = f"{cached}.{os.getpid()}.{threading.get_ident()}.partial"
+                try:
+                    _export_graph(model, channels, height, width, partial)
+                    os.replace(partial, cached)  # whole files only: a concurrent run never sees half a graph
+                finally:
+                    if os.path.exists(partial):
+                        os.remove(partial)
+                sess = session(cached)
+                _prune(folder)
+            except OSError:  # no writable cache: a temporary export
+                with tempfile.TemporaryDirectory(prefix="unet-onnx-") as tmp:
+                    path = os.path.join(tmp, "model.onnx")
+                    _export_graph(model, channels, height, width, path)
+                    sess = session(path)
+        runner = cls(sess, ort.__version__, source)
+        with _SESSIONS_LOCK:
+            _SESSIONS[f"{key}|{threads}"] = runner
+            while len(_SESSIONS) > _SESSIONS_KEPT:
+                _SESSIONS.popitem(last=False)
+        return runner
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         out = self.session.run(None, {"input": x.contiguous().numpy()})[0]
         return torch.from_numpy(out)
+
+
+def _prune(folder: str) -> None:
+    """Keep the ONNX_CACHE_FILES most recently used graphs."""
+    try:
+        files = [os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".onnx")]
+        files.sort(key=lambda f: os.stat(f).st_mtime, reverse=True)
+        for f in files[ONNX_CACHE_FILES:]:
+            os.remove(f)
+    except OSError:  # another run pruned it first
+        pass
 
 
 def forward_engine(model, meta: dict, config: ClassifyConfig, device: torch.device, th: int, tw: int, n_tiles: int, log):
@@ -133,8 +215,8 @@ def forward_engine(model, meta: dict, config: ClassifyConfig, device: torch.devi
             and (n_tiles >= 16 or config.engine == "onnxruntime"):
         try:
             t0 = time.perf_counter()
-            runner = OnnxForward(model, int(meta["in_channels"]), th, tw, torch.get_num_threads())
-            log(f"Model prepared for onnxruntime in {time.perf_counter() - t0:.1f} s.")
+            runner = OnnxForward.prepare(model, config.model, int(meta["in_channels"]), th, tw, torch.get_num_threads())
+            log(f"Model prepared for onnxruntime in {time.perf_counter() - t0:.1f} s ({runner.source}).")
             return runner, f"onnxruntime {runner.version}"
         except ImportError:
             if config.engine == "onnxruntime":
