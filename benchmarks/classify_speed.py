@@ -9,7 +9,8 @@ same model (U-Net resnet34, 8 classes, untrained: speed does not depend on the w
   later run on the same model file does) and with PyTorch forced;
 - Mpx/s of the bare model forward over the same 256×256 tiles already in memory as a tensor:
   PyTorch default (fp32, contiguous), PyTorch channels-last (what classify uses on the CPU), and
-  onnxruntime (what the Deepness plugin runs) on the model exported by export_onnx;
+  onnxruntime (what the Deepness plugin runs) on the model exported by export_onnx; and, on a
+  subset of the tiles, what other CPU settings give (autograd left on, 1 thread, bf16 autocast);
 - classify at OVERLAP 0 as a share of the best bare forward;
 - peak resident memory of classify() for a 5000×5000 and a 20000×20000 raster (child processes;
   the rasters are nodata outside a 512-px column, so only a few hundred tiles are computed, but
@@ -81,18 +82,26 @@ def tiles_of(path):
     return np.stack([data[:, r:r + TILE, c:c + TILE] for r in range(0, h - TILE + 1, TILE) for c in range(0, w - TILE + 1, TILE)])
 
 
-def bare_forward(model, tiles, channels_last):
+def bare_forward(model, tiles, channels_last, threads=None, bf16=False, inference=True):
+    import contextlib
+
     import torch
 
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     x = torch.from_numpy(tiles)
-    with torch.inference_mode():
-        model(x[:BATCH].contiguous(memory_format=fmt))  # warm-up
-        t0 = time.perf_counter()
-        for b in range(0, len(x), BATCH):
-            torch.softmax(model(x[b:b + BATCH].contiguous(memory_format=fmt)), 1)
-        return time.perf_counter() - t0
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads or old)
+    try:
+        with torch.inference_mode() if inference else contextlib.nullcontext(), \
+                torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            model(x[:BATCH].contiguous(memory_format=fmt))  # warm-up
+            t0 = time.perf_counter()
+            for b in range(0, len(x), BATCH):
+                torch.softmax(model(x[b:b + BATCH].contiguous(memory_format=fmt)).float(), 1)
+            return time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(old)
 
 
 def onnx_forward(model_path, tiles, work):
@@ -127,13 +136,15 @@ def classify_seconds(image, model, out, overlap, engine):
 
 def peak_memory(image, model, out):
     code = f"""
-import json, resource, sys, time
+import json, sys, time
 sys.path.insert(0, {ROOT!r})
+sys.path.insert(0, {HERE!r})
+from _peak import peak_mb
 from unet_plugin.ml.predict import ClassifyConfig, classify
 t0 = time.perf_counter()
 r = classify(ClassifyConfig(input={image!r}, model={model!r}, output={out!r}, overlap=25, batch_size={BATCH}), log=lambda m: None)
 print(json.dumps({{"seconds": time.perf_counter() - t0, "tiles": r.tiles_run, "skipped": r.tiles_skipped,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                  "peak_mb": peak_mb()}}))
 """
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(run.stdout.strip().splitlines()[-1])
@@ -178,11 +189,20 @@ def speed(model_path, image, mpx, work):
     rates = {}
     rates["bare PyTorch fp32 (default)"] = tile_mpx / bare_forward(model, tiles, channels_last=False)
     rates["bare PyTorch channels-last"] = tile_mpx / bare_forward(model, tiles, channels_last=True)
+    # the other CPU settings, for the record (classify uses inference mode, channels-last, all threads, fp32)
+    def subset_rate(n, **kw):
+        return n * TILE * TILE / 1e6 / bare_forward(model, tiles[:n], True, **kw)
+
+    others = {
+        "PyTorch channels-last, autograd on": subset_rate(32, inference=False),
+        "PyTorch channels-last, 1 thread": subset_rate(32, threads=1),
+        "PyTorch channels-last, bf16 autocast": subset_rate(8, bf16=True),
+    }
     try:
         rates["bare onnxruntime"] = tile_mpx / onnx_forward(model_path, tiles, work)
     except ImportError:
         print("(onnxruntime not installed: skipped)")
-    for name, r in rates.items():
+    for name, r in list(rates.items()) + list(others.items()):
         print(f"  {name:34s} {r:6.3f} Mpx/s  ({r * 1e6 / TILE / TILE:5.2f} tiles/s)")
     os.environ["UNET_CACHE_DIR"] = os.path.join(work, "cache")  # start cold: the first run exports the ONNX graph
     runs = [("auto", 0, " (first run)"), ("auto", 0, ""), ("auto", 25, ""), ("torch", 0, " (PyTorch forced)"),

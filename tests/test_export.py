@@ -219,3 +219,26 @@ def test_label_raster_on_another_grid_is_resampled(tmp_path):
         ref = strata[chip["row"]:chip["row"] + 64, chip["col"]:chip["col"] + 64]
         known = lab != 255
         assert (lab[known] == ref[known]).mean() > 0.97
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "int8", "float32", "int32"])
+def test_band_statistics_merge_chip_by_chip(dtype):
+    """Chip-by-chip statistics equal numpy's over all valid pixels at once, for every data type."""
+    from unet_segmentation.unet_plugin.core.chips import _BandStats
+
+    rng = np.random.default_rng(1)
+    info = np.iinfo(dtype) if dtype[0] in "ui" else None
+    lo, hi = (max(info.min, -20000), min(info.max, 30000)) if info else (-1e4, 5e4)
+    chips = [rng.uniform(lo, hi, (3, 32, 32)).astype(dtype) for _ in range(5)]
+    masks = [rng.random((32, 32)) > 0.3 for _ in chips]
+    masks[0][:] = True  # one chip all valid (the fast path), one without any valid pixel
+    masks[1][:] = False
+    stats = _BandStats(3)
+    for data, valid in zip(chips, masks):
+        stats.add(data, valid)
+    ref = np.concatenate([d[:, v] for d, v in zip(chips, masks)], axis=1).astype(np.float64)
+    out = stats.as_list([1, 2, 3], ("a", "b", "c"))
+    for i, s in enumerate(out):
+        assert s["count"] == ref.shape[1]
+        assert s["mean"] == pytest.approx(ref[i].mean(), rel=1e-9) and s["std"] == pytest.approx(ref[i].std(), rel=1e-9)
+        assert s["min"] == ref[i].min() and s["max"] == ref[i].max()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -29,6 +31,9 @@ from .windows import Window, grid
 FORMAT_NAME = "unet-qgis-chips"
 FORMAT_VERSION = 1
 IGNORE = 255
+# GDAL block cache for one export: chips are read row by row, so blocks are reused only by the
+# next chip and the next row of chips (overlapping chips); more cache would only hold memory.
+EXPORT_CACHE_BUDGET = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -64,31 +69,57 @@ def _noop(*_args):
 
 
 class _BandStats:
-    """Running per-band statistics over valid pixels (float64 sums)."""
+    """Per-band count, mean, standard deviation, min and max over valid pixels, chip by chip.
+
+    Each chip's mean and sum of squared deviations are merged into the running ones (Chan et
+    al.'s pairwise update), which stays exact where a sum of squares would lose digits to large
+    values. Integer bands of up to 16 bits are counted in a histogram, the cheapest pass over
+    them; other types in float64.
+    """
+
+    _OFFSETS = {np.dtype(np.uint8): 0, np.dtype(np.uint16): 0, np.dtype(np.int8): 128, np.dtype(np.int16): 32768}
 
     def __init__(self, n: int):
         self.count = np.zeros(n)
-        self.sum = np.zeros(n)
-        self.sumsq = np.zeros(n)
+        self.mean = np.zeros(n)
+        self.m2 = np.zeros(n)
         self.min = np.full(n, np.inf)
         self.max = np.full(n, -np.inf)
 
     def add(self, data: np.ndarray, valid: np.ndarray) -> None:
-        if not valid.any():
+        n = int(np.count_nonzero(valid))
+        if n == 0:
             return
-        px = data[:, valid].astype(np.float64)
-        self.count += px.shape[1]
-        self.sum += px.sum(axis=1)
-        self.sumsq += np.square(px).sum(axis=1)
-        self.min = np.minimum(self.min, px.min(axis=1))
-        self.max = np.maximum(self.max, px.max(axis=1))
+        every = n == valid.size
+        offset = self._OFFSETS.get(data.dtype)
+        for i in range(data.shape[0]):
+            px = data[i].ravel() if every else data[i][valid]
+            if offset is not None:
+                hist = np.bincount(px.astype(np.int32) + offset if offset else px)
+                values = np.arange(len(hist), dtype=np.float64) - offset
+                mean = float(hist @ values) / n
+                m2 = float(hist @ np.square(values - mean))
+                seen = np.flatnonzero(hist)
+                lo, hi = values[seen[0]], values[seen[-1]]
+            else:
+                x = px.astype(np.float64)
+                mean = float(x.mean())
+                d = x - mean
+                m2 = float(d @ d)
+                lo, hi = float(x.min()), float(x.max())
+            total = self.count[i] + n
+            delta = mean - self.mean[i]
+            self.mean[i] += delta * n / total
+            self.m2[i] += m2 + delta * delta * self.count[i] * n / total
+            self.count[i] = total
+            self.min[i] = min(self.min[i], lo)
+            self.max[i] = max(self.max[i], hi)
 
     def as_list(self, bands: list[int], names: tuple) -> list[dict]:
-        mean = self.sum / np.maximum(self.count, 1)
-        std = np.sqrt(np.maximum(self.sumsq / np.maximum(self.count, 1) - mean**2, 0))
+        std = np.sqrt(self.m2 / np.maximum(self.count, 1))
         return [
             {"band": b, "name": names[b - 1], "min": float(self.min[i]), "max": float(self.max[i]),
-             "mean": float(mean[i]), "std": float(std[i]), "count": int(self.count[i])}
+             "mean": float(self.mean[i]), "std": float(std[i]), "count": int(self.count[i])}
             for i, b in enumerate(bands)
         ]
 
@@ -150,6 +181,48 @@ def _chip_writer(path: str, data: np.ndarray, gt: tuple, wkt: str, gdal_type: in
     ds = None
 
 
+class _ChipWriter:
+    """Writes chips on a thread of its own, so GDAL's encoding overlaps the reading of the next.
+
+    The queue is short (memory stays a few chips); a write error is raised in the caller at its
+    next ``put`` or at the end, and leaving the ``with`` block waits for the last chip.
+    """
+
+    def __init__(self, depth: int = 8):
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if self.error is None:
+                try:
+                    _chip_writer(*item)
+                except BaseException as exc:  # raised in the caller
+                    self.error = exc
+
+    def put(self, *item) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(item)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is not None and self.error is None:
+            self.error = exc  # canceled or failed: the chips still queued are dropped, not written
+        self.queue.put(None)
+        self.thread.join()
+        if kind is None and self.error is not None:
+            raise self.error
+        return False
+
+
 def export_chips(
     config: ExportConfig,
     progress: Callable[[float], None] = lambda f: None,
@@ -166,7 +239,7 @@ def export_chips(
         UserInputError: for bad parameters or data, naming the parameter.
         Canceled: when ``is_canceled()`` turned true.
     """
-    with gdal_cache_budget():
+    with gdal_cache_budget(EXPORT_CACHE_BUDGET):
         return _export(config, progress, is_canceled, log)
 
 
@@ -252,45 +325,46 @@ def _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodat
     counts = np.zeros(256, dtype=np.int64)
     skipped = {"outside MASK": 0, "MAX_NODATA": 0, "MIN_LABELED": 0, "no labelled pixel": 0}
     chips = []
-    for i, w in enumerate(windows):
-        if is_canceled():
-            raise Canceled()
-        progress(i / len(windows))
-        local = Window(w.col - window.col, w.row - window.row, w.width, w.height)
-        known = None
-        if mask_ds is not None:
-            known = mask_ds.ReadAsArray(local.col, local.row, local.width, local.height).astype(bool)
-            if not known.any():
-                skipped["outside MASK"] += 1
+    with _ChipWriter() as writer:
+        for i, w in enumerate(windows):
+            if is_canceled():
+                raise Canceled()
+            progress(i / len(windows))
+            local = Window(w.col - window.col, w.row - window.row, w.width, w.height)
+            known = None
+            if mask_ds is not None:
+                known = mask_ds.ReadAsArray(local.col, local.row, local.width, local.height).astype(bool)
+                if not known.any():
+                    skipped["outside MASK"] += 1
+                    continue
+            data, valid = read_window(ds, bands, w, info.nodata)
+            nodata_pct = 100.0 * (1 - valid.mean())
+            if nodata_pct > config.max_nodata:
+                skipped["MAX_NODATA"] += 1
                 continue
-        data, valid = read_window(ds, bands, w, info.nodata)
-        nodata_pct = 100.0 * (1 - valid.mean())
-        if nodata_pct > config.max_nodata:
-            skipped["MAX_NODATA"] += 1
-            continue
-        label = lab.label_values(label_ds.ReadAsArray(local.col, local.row, local.width, local.height), label_nodata, fill)
-        label[~valid] = IGNORE
-        if known is not None:
-            label[~known] = IGNORE
-        hist = np.bincount(label.ravel(), minlength=256)
-        if hist[:IGNORE].sum() == 0:
-            skipped["no labelled pixel"] += 1
-            continue
-        labeled_pct = 100.0 * hist[1:IGNORE].sum() / label.size
-        if labeled_pct < config.min_labeled or (config.min_labeled > 0 and labeled_pct == 0):
-            skipped["MIN_LABELED"] += 1
-            continue
-        chip_id = f"{len(chips):09d}"
-        gt = window_geotransform(info.geotransform, w)
-        _chip_writer(os.path.join(work, "images", chip_id + ".tif"), data, gt, info.crs_wkt, gdal_type, nodata)
-        _chip_writer(os.path.join(work, "labels", chip_id + ".tif"), label[None], gt, info.crs_wkt, gdal.GDT_Byte, [None])
-        stats.add(data, valid)
-        counts += hist
-        chips.append({
-            "id": chip_id, "col": w.col, "row": w.row,
-            "bounds": list(window_bounds(info.geotransform, w)),
-            "label_shares": {str(v): round(float(hist[v]) / label.size, 6) for v in np.nonzero(hist)[0]},
-        })
+            label = lab.label_values(label_ds.ReadAsArray(local.col, local.row, local.width, local.height), label_nodata, fill)
+            label[~valid] = IGNORE
+            if known is not None:
+                label[~known] = IGNORE
+            hist = np.bincount(label.ravel(), minlength=256)
+            if hist[:IGNORE].sum() == 0:
+                skipped["no labelled pixel"] += 1
+                continue
+            labeled_pct = 100.0 * hist[1:IGNORE].sum() / label.size
+            if labeled_pct < config.min_labeled or (config.min_labeled > 0 and labeled_pct == 0):
+                skipped["MIN_LABELED"] += 1
+                continue
+            chip_id = f"{len(chips):09d}"
+            gt = window_geotransform(info.geotransform, w)
+            writer.put(os.path.join(work, "images", chip_id + ".tif"), data, gt, info.crs_wkt, gdal_type, nodata)
+            writer.put(os.path.join(work, "labels", chip_id + ".tif"), label[None], gt, info.crs_wkt, gdal.GDT_Byte, [None])
+            stats.add(data, valid)
+            counts += hist
+            chips.append({
+                "id": chip_id, "col": w.col, "row": w.row,
+                "bounds": list(window_bounds(info.geotransform, w)),
+                "label_shares": {str(v): round(float(hist[v]) / label.size, 6) for v in np.nonzero(hist)[0]},
+            })
     progress(1.0)
     if not chips:
         reasons = ", ".join(f"{k}: {v}" for k, v in skipped.items() if v)

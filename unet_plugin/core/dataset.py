@@ -174,44 +174,85 @@ def _check_agreement(data: ChipDataset, parameter: str) -> None:
         )
 
 
+BLOCK_SIZES = (1, 2, 3, 4, 6, 8, 12, 16)  # validation block sides tried, in chips
+
+
 def spatial_split(bounds: list[tuple], percent: float, seed: int) -> tuple[list[int], list[int], int]:
     """Hold out about ``percent`` % of the chips in spatial blocks, apart from the training chips.
 
-    Chips are grouped into square blocks two chips wide (by their centres);
-    whole blocks are drawn at random (reproducibly from ``seed``) until the
-    validation share is reached. Training chips that touch a validation chip
-    are dropped, so no pixel is seen in both sets.
+    Chips are grouped by their centres into square blocks; whole blocks are taken (reproducibly
+    from ``seed``) until the validation share is reached. Training chips that overlap a
+    validation chip are dropped, so no pixel is seen in both sets. How many are dropped depends
+    on the layout: with overlapping chips (STRIDE below the chip size) every validation block is
+    ringed by dropped chips, so blocks of several sizes (2 to 16 chips wide) drawn at random, and
+    compact patches of blocks (1 to 16 chips wide) around a random block, are tried, and the split that keeps the most
+    training chips wins, among those holding out at most 1.5× the share asked (ties go to the
+    scattered, smaller blocks tried first).
 
     Returns:
         ``(train, validation, dropped)``: chip indices, and how many training
-        chips were dropped for touching validation chips.
+        chips were dropped for overlapping validation chips.
     """
     n = len(bounds)
     if percent <= 0 or n == 0:
         return list(range(n)), [], 0
-    side = 2 * max(max(b[2] - b[0], b[3] - b[1]) for b in bounds)
-    blocks: dict[tuple, list[int]] = {}
-    for i, (x0, y0, x1, y1) in enumerate(bounds):
-        key = (math.floor((x0 + x1) / 2 / side), math.floor((y0 + y1) / 2 / side))
-        blocks.setdefault(key, []).append(i)
-    keys = sorted(blocks)
-    random.Random(seed).shuffle(keys)
+    b = np.asarray(bounds, dtype=np.float64)
+    chip = float(max((b[:, 2] - b[:, 0]).max(), (b[:, 3] - b[:, 1]).max()))
+    # centres relative to the top-left corner of the chips, so blocks follow the chip grid
+    cx = (b[:, 0] + b[:, 2]) / 2 - b[:, 0].min()
+    cy = b[:, 3].max() - (b[:, 1] + b[:, 3]) / 2
     target = max(1, round(n * percent / 100))
-    val: list[int] = []
-    for k in keys:
-        if len(val) >= target:
+    best = None
+    for m in BLOCK_SIZES:
+        bx, by = np.floor(cx / (m * chip)).astype(np.int64), np.floor(cy / (m * chip)).astype(np.int64)
+        blocks: dict[tuple, list[int]] = {}
+        for i, key in enumerate(zip(bx.tolist(), by.tolist())):
+            blocks.setdefault(key, []).append(i)
+        keys = sorted(blocks)
+        random.Random(seed).shuffle(keys)
+        # blocks scattered at random (two chips wide at least, or neighbouring validation chips
+        # would be seen apart), or one compact patch around a random block
+        patch = sorted(keys, key=lambda k: (k[0] - keys[0][0]) ** 2 + (k[1] - keys[0][1]) ** 2)
+        orders = [patch] if m == 1 else [keys, patch]
+        for order in orders:
+            best = _better(best, _split_by_blocks(b, blocks, order, target), target)
+        if len(blocks) <= 2:  # larger blocks cannot do better
             break
-        val.extend(blocks[k])
-    val_set = set(val)
-    vb = np.array([bounds[i] for i in val])
+    return best
+
+
+def _better(best, candidate, target: int):
+    """The split keeping more training chips, among those holding out at most 1.5× the share asked."""
+    def rank(split):
+        return (len(split[1]) <= 1.5 * target, len(split[0]), -len(split[1]))
+    return candidate if best is None or rank(candidate) > rank(best) else best
+
+
+def _split_by_blocks(b: np.ndarray, blocks: dict, order: list, target: int) -> tuple[list[int], list[int], int]:
+    """Validation: the blocks in ``order`` until ``target`` chips; training: the chips overlapping none."""
+    val_keys, count = set(), 0
+    for k in order:
+        if count >= target:
+            break
+        val_keys.add(k)
+        count += len(blocks[k])
+    # a chip can only overlap chips whose centres lie within one chip of its own: the blocks
+    # (at least two chips wide) around its own
+    val_bounds = {k: b[blocks[k]] for k in val_keys}
     train, dropped = [], 0
-    for i in range(n):
-        if i in val_set:
+    for k, members in blocks.items():
+        if k in val_keys:
             continue
-        x0, y0, x1, y1 = bounds[i]
-        touches = (vb[:, 0] < x1) & (vb[:, 2] > x0) & (vb[:, 1] < y1) & (vb[:, 3] > y0)
-        if touches.any():
-            dropped += 1
-        else:
-            train.append(i)
-    return train, sorted(val), dropped
+        near = [val_bounds[(k[0] + dx, k[1] + dy)] for dx in (-1, 0, 1) for dy in (-1, 0, 1)
+                if (k[0] + dx, k[1] + dy) in val_bounds]
+        if not near:
+            train.extend(members)
+            continue
+        vb = np.concatenate(near)
+        for i in members:
+            x0, y0, x1, y1 = b[i]
+            if ((vb[:, 0] < x1) & (vb[:, 2] > x0) & (vb[:, 1] < y1) & (vb[:, 3] > y0)).any():
+                dropped += 1
+            else:
+                train.append(i)
+    return sorted(train), sorted(i for k in val_keys for i in blocks[k]), dropped

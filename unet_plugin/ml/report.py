@@ -27,14 +27,31 @@ def _img_tag(rgb: np.ndarray, title: str) -> str:
     return f'<figure><img src="data:image/png;base64,{data}" width="160" height="160"><figcaption>{html.escape(title)}</figcaption></figure>'
 
 
+def no_image(x: np.ndarray) -> np.ndarray:
+    """Where a normalised chip has no image: nodata pixels are 0 in every band after normalising."""
+    return (x == 0).all(0)
+
+
 def _stretch(x: np.ndarray) -> np.ndarray:
-    """False-colour view of a normalised chip: first three bands, 2–98 % stretch."""
+    """False-colour view of a normalised chip: first three bands, 2–98 % stretch over pixels with
+    an image; nodata is black."""
     bands = x[:3] if x.shape[0] >= 3 else np.repeat(x[:1], 3, 0)
-    out = np.empty(bands.shape[1:] + (3,), dtype=np.uint8)
+    missing = no_image(x)
+    out = np.zeros(bands.shape[1:] + (3,), dtype=np.uint8)
+    if missing.all():
+        return out
     for i in range(3):
-        lo, hi = np.percentile(bands[i], (2, 98))
+        lo, hi = np.percentile(bands[i][~missing], (2, 98))
         out[..., i] = np.clip((bands[i] - lo) / max(hi - lo, 1e-6) * 255, 0, 255)
+    out[missing] = 0
     return out
+
+
+def _masked(prediction: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The prediction with no class where the chip has no image (as Classify Raster writes it)."""
+    p = prediction.copy()
+    p[no_image(x)] = 255
+    return p
 
 
 def _colorize(label: np.ndarray, colors: list) -> np.ndarray:
@@ -68,14 +85,18 @@ def _line_chart(series: dict, title: str, ylabel: str, log_x=None) -> str:
              f'<text x="{w - m}" y="{h - m + 14}" font-size="10" text-anchor="end">{max(xs_all):.3g}</text>',
              f'<text x="{m - 4}" y="{m + 4}" font-size="10" text-anchor="end">{y1:.3g}</text>',
              f'<text x="{m - 4}" y="{h - m}" font-size="10" text-anchor="end">{y0:.3g}</text>']
-    for j, (name, (xs, ys, color)) in enumerate(series.items()):
+    legend_x = m
+    for name, (xs, ys, color) in series.items():
         pts = " ".join("{:.1f},{:.1f}".format(*px(x, y)) for x, y in zip(xs, ys) if y == y)
         parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{pts}"/>')
         for x, y in zip(xs, ys):
             if y == y:
                 cx, cy = px(x, y)
                 parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="2.5" fill="{color}"/>')
-        parts.append(f'<text x="{w - m - 4}" y="{m + 14 + 14 * j}" font-size="11" text-anchor="end" fill="{color}">{html.escape(name)}</text>')
+        # legend below the plot, where no line can run through it
+        parts.append(f'<line x1="{legend_x}" y1="{h - 12}" x2="{legend_x + 16}" y2="{h - 12}" stroke="{color}" stroke-width="2"/>'
+                     f'<text x="{legend_x + 20}" y="{h - 8}" font-size="11" fill="{color}">{html.escape(name)}</text>')
+        legend_x += 20 + 7 * len(name) + 18
     parts.append("</svg>")
     return "".join(parts)
 
@@ -113,7 +134,7 @@ def write_report(path: str, result, data, config) -> None:
         + "</tr>" for i in range(len(names)))
     chips = "".join(
         "<div class='ex'>" + _img_tag(_stretch(x), "image") + _img_tag(_colorize(y, colors), "ground truth")
-        + _img_tag(_colorize(p, colors), "prediction") + "</div>"
+        + _img_tag(_colorize(_masked(p, x), colors), "prediction") + "</div>"
         for x, y, p in result.val_examples)
     status = "canceled — the best model so far was kept" if result.canceled else "finished"
     doc = f"""<!DOCTYPE html>

@@ -395,7 +395,10 @@ def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_cancel
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
     steps = len(tr) // config.batch_size  # incomplete last batches are dropped (batch norm needs > 1)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=config.epochs * steps, pct_start=0.25)
+    if config.epochs * steps >= 8:
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=config.epochs * steps, pct_start=0.25)
+    else:  # too few steps for a warm-up and an annealing phase: a constant learning rate
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     channels_last = torch.channels_last if device.type == "cpu" else torch.contiguous_format
