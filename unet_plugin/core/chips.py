@@ -31,9 +31,6 @@ from .windows import Window, grid
 FORMAT_NAME = "unet-qgis-chips"
 FORMAT_VERSION = 1
 IGNORE = 255
-# GDAL block cache for one export: chips are read row by row, so blocks are reused only by the
-# next chip and the next row of chips (overlapping chips); more cache would only hold memory.
-EXPORT_CACHE_BUDGET = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -239,7 +236,7 @@ def export_chips(
         UserInputError: for bad parameters or data, naming the parameter.
         Canceled: when ``is_canceled()`` turned true.
     """
-    with gdal_cache_budget(EXPORT_CACHE_BUDGET):
+    with gdal_cache_budget():
         return _export(config, progress, is_canceled, log)
 
 

@@ -174,7 +174,7 @@ def _check_agreement(data: ChipDataset, parameter: str) -> None:
         )
 
 
-BLOCK_SIZES = (1, 2, 3, 4, 6, 8, 12, 16)  # validation block sides tried, in chips
+BLOCK_SIZES = (2, 3, 4, 6, 8, 12, 16)  # validation block sides tried, in chips
 
 
 def spatial_split(bounds: list[tuple], percent: float, seed: int) -> tuple[list[int], list[int], int]:
@@ -184,10 +184,10 @@ def spatial_split(bounds: list[tuple], percent: float, seed: int) -> tuple[list[
     from ``seed``) until the validation share is reached. Training chips that overlap a
     validation chip are dropped, so no pixel is seen in both sets. How many are dropped depends
     on the layout: with overlapping chips (STRIDE below the chip size) every validation block is
-    ringed by dropped chips, so blocks of several sizes (2 to 16 chips wide) drawn at random, and
-    compact patches of blocks (1 to 16 chips wide) around a random block, are tried, and the split that keeps the most
-    training chips wins, among those holding out at most 1.5× the share asked (ties go to the
-    scattered, smaller blocks tried first).
+    ringed by dropped chips, so blocks of several sizes (2 to 16 chips wide) are tried, and the
+    split that keeps the most training chips wins, among those holding out at most 1.5× the share
+    asked (ties go to the smaller blocks, tried first). Blocks stay scattered at random: one
+    compact patch would drop fewer chips but validate on one corner of the area only.
 
     Returns:
         ``(train, validation, dropped)``: chip indices, and how many training
@@ -210,21 +210,19 @@ def spatial_split(bounds: list[tuple], percent: float, seed: int) -> tuple[list[
             blocks.setdefault(key, []).append(i)
         keys = sorted(blocks)
         random.Random(seed).shuffle(keys)
-        # blocks scattered at random (two chips wide at least, or neighbouring validation chips
-        # would be seen apart), or one compact patch around a random block
-        patch = sorted(keys, key=lambda k: (k[0] - keys[0][0]) ** 2 + (k[1] - keys[0][1]) ** 2)
-        orders = [patch] if m == 1 else [keys, patch]
-        for order in orders:
-            best = _better(best, _split_by_blocks(b, blocks, order, target), target)
+        best = _better(best, _split_by_blocks(b, blocks, keys, target), target)
         if len(blocks) <= 2:  # larger blocks cannot do better
             break
     return best
 
 
 def _better(best, candidate, target: int):
-    """The split keeping more training chips, among those holding out at most 1.5× the share asked."""
+    """The split keeping more training chips, among those holding out at most 1.5× the share asked
+    (blocks larger than that share leave none: then the one holding out the fewest chips)."""
     def rank(split):
-        return (len(split[1]) <= 1.5 * target, len(split[0]), -len(split[1]))
+        within = len(split[1]) <= 1.5 * target
+        # none within: the one closest to the share asked
+        return (within, len(split[0]) if within else -len(split[1]), -len(split[1]))
     return candidate if best is None or rank(candidate) > rank(best) else best
 
 

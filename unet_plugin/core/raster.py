@@ -164,7 +164,10 @@ def same_crs(wkt_a: str, wkt_b: str) -> bool:
     return bool(a.IsSame(b))
 
 
-GDAL_CACHE_BUDGET = 256 * 1024 * 1024
+# GDAL block cache for one run. Export and classification read a raster once, row of chips by row
+# of tiles; blocks are reused only by the next chip or tile and, with overlap, the next row: a
+# row of blocks of a wide raster is a few dozen MB. More cache would only hold memory.
+GDAL_CACHE_BUDGET = 64 * 1024 * 1024
 
 
 @contextmanager
