@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import shutil
@@ -38,6 +39,15 @@ os.environ["UNET_CACHE_DIR"] = tempfile.mkdtemp(prefix="unet-test-cache-")
 def plugin_module(name: str = ""):
     """Import ``unet_segmentation[.name]``."""
     return importlib.import_module(PACKAGE + ("." + name if name else ""))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _collect_before_qgis_exits(qgis_app):
+    """Free GDAL objects still held in reference cycles (the tracebacks of expected errors keep
+    their frames) before pytest-qgis calls exitQgis(): freed after it, they crash the interpreter
+    at exit (rc 139 with every test passed)."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")

@@ -163,7 +163,15 @@ def test_onnx_graph_is_exported_once_per_model_file(tiny_model, tmp_path, monkey
         assert len(prepared) == 1, lines
         return prepared[0], gdal.Open(str(tmp_path / f"{name}.tif")).ReadAsArray()
 
+    small = (631959.0, 219000.0, 634809.0, 222000.0)  # a few tiles: not worth an export of its own
+
+    def small_run(name):
+        return classify(ClassifyConfig(input=NC_IMAGE, model=model, output=str(tmp_path / f"{name}.tif"), extent=small),
+                        **QUIET).engine
+
+    assert small_run("s1").startswith("PyTorch")
     first, a = run("a")
+    assert small_run("s2").startswith("onnxruntime")  # the graph is ready now: no export to repay
     graphs = os.listdir(cache / "onnx")
     assert "(exported)" in first and len(graphs) == 1 and graphs[0].endswith(".onnx")
     second, b = run("b")

@@ -131,13 +131,27 @@ class OnnxForward:
     def __init__(self, session, version: str, source: str):
         self.session, self.version, self.source = session, version, source
 
+    @staticmethod
+    def key(model_path: str, channels: int, height: int, width: int) -> str:
+        """The graph's cache key: the model file (path, size, modification time), tile shape, PyTorch."""
+        st = os.stat(model_path)
+        ident = f"{os.path.realpath(model_path)}|{st.st_size}|{st.st_mtime_ns}|{channels}|{height}|{width}|{torch.__version__}|1"
+        return hashlib.sha256(ident.encode("utf-8")).hexdigest()[:32]
+
+    @classmethod
+    def is_cached(cls, model_path: str, channels: int, height: int, width: int) -> bool:
+        """Whether the graph is ready without an export (kept in this process or on disk)."""
+        key = cls.key(model_path, channels, height, width)
+        with _SESSIONS_LOCK:
+            if any(k.startswith(key + "|") for k in _SESSIONS):
+                return True
+        return os.path.isfile(os.path.join(onnx_cache_dir(), key + ".onnx"))
+
     @classmethod
     def prepare(cls, model: torch.nn.Module, model_path: str, channels: int, height: int, width: int, threads: int) -> "OnnxForward":
         import onnxruntime as ort
 
-        st = os.stat(model_path)
-        ident = f"{os.path.realpath(model_path)}|{st.st_size}|{st.st_mtime_ns}|{channels}|{height}|{width}|{torch.__version__}|1"
-        key = hashlib.sha256(ident.encode("utf-8")).hexdigest()[:32]
+        key = cls.key(model_path, channels, height, width)
         with _SESSIONS_LOCK:
             hit = _SESSIONS.get(f"{key}|{threads}")
             if hit is not None:
@@ -207,15 +221,16 @@ def _prune(folder: str) -> None:
 def forward_engine(model, meta: dict, config: ClassifyConfig, device: torch.device, th: int, tw: int, n_tiles: int, log):
     """The callable that runs the model on a batch, and its name for the log.
 
-    On the CPU, onnxruntime when it is installed and worth its start-up (a few seconds of
-    export) and the tile shape survives TTA's rotations; otherwise PyTorch (channels-last on
-    the CPU, half precision on CUDA).
+    On the CPU, onnxruntime when it is installed and worth its start-up (the graph is cached
+    already, or there are enough tiles to repay a second or two of export) and the tile shape
+    survives TTA's rotations; otherwise PyTorch (channels-last on the CPU, half precision on CUDA).
     """
+    channels = int(meta["in_channels"])
     if device.type == "cpu" and config.engine in ("auto", "onnxruntime") and (th == tw or not config.tta) \
-            and (n_tiles >= 16 or config.engine == "onnxruntime"):
+            and (n_tiles >= 16 or config.engine == "onnxruntime" or OnnxForward.is_cached(config.model, channels, th, tw)):
         try:
             t0 = time.perf_counter()
-            runner = OnnxForward.prepare(model, config.model, int(meta["in_channels"]), th, tw, torch.get_num_threads())
+            runner = OnnxForward.prepare(model, config.model, channels, th, tw, torch.get_num_threads())
             log(f"Model prepared for onnxruntime in {time.perf_counter() - t0:.1f} s ({runner.source}).")
             return runner, f"onnxruntime {runner.version}"
         except ImportError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import traceback
 
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterDefinition
 from qgis.PyQt.QtCore import QCoreApplication
@@ -65,9 +66,13 @@ class UnetAlgorithm(QgsProcessingAlgorithm):
         try:
             return self.process(parameters, context, feedback)
         except UserInputError as exc:
+            # the frames of a failed run hold open GDAL datasets: free them now, not whenever
+            # the garbage collector breaks the traceback's cycles (perhaps after GDAL shut down)
+            traceback.clear_frames(exc.__traceback__)
             prefix = f"{exc.parameter}: " if exc.parameter else ""
             raise QgsProcessingException(prefix + exc.message) from None
-        except Canceled:
+        except Canceled as exc:
+            traceback.clear_frames(exc.__traceback__)
             raise QgsProcessingException(tr("Canceled; partial outputs were removed.")) from None
 
     def extent_in(self, parameters, key, context, crs):
