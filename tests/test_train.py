@@ -214,8 +214,6 @@ def test_bad_inputs(small_chips, tmp_path, monkeypatch):
         _bad(_cfg(small_chips, tmp_path, output_model=str(ro / "m.pt")), "OUTPUT_MODEL", "cannot be written")
     _bad(_cfg(small_chips, tmp_path, output_model="/proc/none/m.pt"), "OUTPUT_MODEL", "cannot")
 
-    from unet_segmentation.unet_plugin.ml import encoders
-
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
     _bad(_cfg(small_chips, tmp_path, pretrained=True), "PRETRAINED", "ENCODER_WEIGHTS")
     monkeypatch.undo()

@@ -94,7 +94,7 @@ def tta_forward(model, x: torch.Tensor) -> torch.Tensor:
 
 
 ONNX_CACHE_FILES = 8  # exported graphs kept on disk (least recently used go first)
-_SESSIONS: "OrderedDict[str, OnnxForward]" = OrderedDict()  # prepared sessions kept in this process
+_SESSIONS: "OrderedDict[tuple[str, int], OnnxForward]" = OrderedDict()  # (key, threads) → session kept in this process
 _SESSIONS_KEPT = 2
 _SESSIONS_LOCK = threading.Lock()
 
@@ -143,7 +143,7 @@ class OnnxForward:
         """Whether the graph is ready without an export (kept in this process or on disk)."""
         key = cls.key(model_path, channels, height, width)
         with _SESSIONS_LOCK:
-            if any(k.startswith(key + "|") for k in _SESSIONS):
+            if any(k == key for k, _ in _SESSIONS):
                 return True
         return os.path.isfile(os.path.join(onnx_cache_dir(), key + ".onnx"))
 
@@ -153,9 +153,9 @@ class OnnxForward:
 
         key = cls.key(model_path, channels, height, width)
         with _SESSIONS_LOCK:
-            hit = _SESSIONS.get(f"{key}|{threads}")
+            hit = _SESSIONS.get((key, threads))
             if hit is not None:
-                _SESSIONS.move_to_end(f"{key}|{threads}")
+                _SESSIONS.move_to_end((key, threads))
                 return cls(hit.session, hit.version, "kept in memory")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
@@ -197,7 +197,7 @@ class OnnxForward:
                     sess = session(path)
         runner = cls(sess, ort.__version__, source)
         with _SESSIONS_LOCK:
-            _SESSIONS[f"{key}|{threads}"] = runner
+            _SESSIONS[(key, threads)] = runner
             while len(_SESSIONS) > _SESSIONS_KEPT:
                 _SESSIONS.popitem(last=False)
         return runner
