@@ -1,5 +1,4 @@
-<?xml version="1.0" encoding="utf-8"?>
-<!DOCTYPE TS>
+<?xml version='1.0' encoding='utf-8'?>
 <TS version="2.1" language="de">
   <context>
     <name>UnetPlugin</name>
@@ -280,8 +279,8 @@ Ein Teil der Chips wird in räumlichen Blöcken, getrennt von den Trainingschips
       <translation>Der ResNet-Encoder. Größere sind genauer und langsamer.</translation>
     </message>
     <message>
-      <source>Initialise the encoder with ImageNet weights (downloaded once).</source>
-      <translation>Den Encoder mit ImageNet-Gewichten initialisieren (einmalig heruntergeladen).</translation>
+      <source>Initialise the encoder with ImageNet weights. They are downloaded the first time (internet needed once) and kept in PyTorch's cache; offline, give a weights file as ENCODER_WEIGHTS or turn this off.</source>
+      <translation>Den Encoder mit ImageNet-Gewichten initialisieren. Sie werden beim ersten Mal heruntergeladen (einmal Internet nötig) und im Cache von PyTorch aufbewahrt; offline eine Gewichtsdatei als ENCODER_WEIGHTS angeben oder dies ausschalten.</translation>
     </message>
     <message>
       <source>Passes over the training chips.</source>

@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${UNET_VENV:-$HOME/.cache/qgis-unet-venv}"
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 
-apt_pkgs="qgis python3-qgis qgis-providers python3-gdal gdal-bin qttools5-dev-tools python3-venv"
+apt_pkgs="qgis python3-qgis qgis-providers python3-gdal gdal-bin qttools5-dev-tools python3-venv xvfb xauth"
 missing=""
 for p in $apt_pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

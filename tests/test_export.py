@@ -242,3 +242,17 @@ def test_band_statistics_merge_chip_by_chip(dtype):
         assert s["count"] == ref.shape[1]
         assert s["mean"] == pytest.approx(ref[i].mean(), rel=1e-9) and s["std"] == pytest.approx(ref[i].std(), rel=1e-9)
         assert s["min"] == ref[i].min() and s["max"] == ref[i].max()
+
+
+def test_background_heavy_polygon_labels_are_warned_about(tmp_path, nc_poly):
+    """NC polygons with UNLABELED=background: ~98 % background, which trains a blank map."""
+    _, _, labels, classes = nc_poly
+    warnings, logs = [], []
+    export_chips(ExportConfig(input=NC_IMAGE, output=str(tmp_path / "bg"), labels=labels, classes=classes,
+                              unlabeled="background", chip_size=64, stride=64), log=logs.append, warn=warnings.append)
+    assert len(warnings) == 1 and "UNLABELED=ignore" in warnings[0] and "CLASS_BALANCING" in warnings[0]
+    assert float(warnings[0].split(" %")[0]) > 95
+    quiet = []
+    export_chips(ExportConfig(input=NC_IMAGE, output=str(tmp_path / "ig"), labels=labels, classes=classes,
+                              unlabeled="ignore", chip_size=64, stride=64), warn=quiet.append)
+    assert quiet == []

@@ -194,3 +194,21 @@ def test_onnx_export_matches_pytorch(tmp_path):
 
     keys = {p.key for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
     assert {"class_names", "standardization_mean", "standardization_std", "tile_overlap"} <= keys
+
+
+def test_offline_pretrained_fails_before_the_data_are_read(monkeypatch, tmp_path):
+    """PRETRAINED without a cached copy is checked first, not after minutes of loading chips."""
+    from unet_segmentation.unet_plugin.core.errors import UserInputError
+    from unet_segmentation.unet_plugin.ml.train import TrainConfig, train
+
+    def offline(*a, **k):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    logs = []
+    with pytest.raises(UserInputError) as err:
+        train(TrainConfig(chips=str(tmp_path / "no-such-folder"), output_model=str(tmp_path / "m.pt"),
+                          backbone="resnet18", pretrained=True), log=logs.append)
+    assert err.value.parameter == "PRETRAINED" and "ENCODER_WEIGHTS" in err.value.message
+    assert any("not in the cache" in m for m in logs)

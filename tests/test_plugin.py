@@ -138,6 +138,67 @@ def test_loads_and_explains_with_torch_blocked():
     assert lines[4] == "False"
 
 
+def test_opening_a_dialog_does_not_import_torch():
+    """canExecute (called on every double-click) finds torch without importing it (seconds, native libraries)."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from qgis.core import QgsApplication\n"
+        "app = QgsApplication([], False); app.initQgis()\n"
+        f"import {PACKAGE} as pkg\n"
+        "p = pkg.classFactory(None); p.initProcessing()\n"
+        "reg = QgsApplication.processingRegistry()\n"
+        "print([reg.algorithmById(a).canExecute() for a in ('unet:trainunet', 'unet:classifyraster')])\n"
+        "print(sorted(m for m in ('torch', 'torchvision', 'onnxruntime', 'triton') if sys.modules.get(m) is not None))\n"
+    )
+    lines = _python(code).strip().splitlines()
+    assert lines[0] == "[(True, ''), (True, '')]"
+    assert lines[1] == "[]"
+
+
+def test_a_broken_torch_is_a_message_not_a_traceback(tmp_path):
+    """torch found by canExecute but failing to load (wrong numpy ABI, missing native library)."""
+    fake = tmp_path / "fake"
+    (fake / "torch").mkdir(parents=True)
+    (fake / "torch" / "__init__.py").write_text("raise OSError('libtorch_cpu.so: cannot open shared object file')\n")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[2])\n"
+        "from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingFeedback\n"
+        "app = QgsApplication([], False); app.initQgis()\n"
+        f"import {PACKAGE} as pkg\n"
+        "p = pkg.classFactory(None); p.initProcessing()\n"
+        "alg = QgsApplication.processingRegistry().algorithmById('unet:trainunet')\n"
+        "print(alg.canExecute())\n"
+        "from qgis.core import QgsProcessingException\n"
+        "try:\n"
+        "    alg.create().processAlgorithm({}, QgsProcessingContext(), QgsProcessingFeedback())\n"
+        "except QgsProcessingException as exc:\n"
+        "    print('MESSAGE', str(exc))\n"
+    )
+    import conftest
+
+    run = subprocess.run([sys.executable, "-c", code, conftest._LINKS, str(fake)], capture_output=True, text=True,
+                         env=dict(os.environ, QT_QPA_PLATFORM="offscreen"), timeout=300)
+    out = run.stdout
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "MESSAGE" in out and "torch is installed but cannot be loaded" in out and "libtorch_cpu.so" in out
+    assert "pip install" in out and "Traceback" not in out
+
+
+def test_compiler_guard_only_where_llvm_is_loaded():
+    """triton is marked absent only in a process with an LLVM mapped in (the desktop with Mesa)."""
+    code = (
+        "import sys, ctypes, ctypes.util; sys.path.insert(0, sys.argv[1])\n"
+        f"from {PACKAGE}.unet_plugin import deps\n"
+        "before = deps.guard_compiler_stack(), 'triton' in sys.modules\n"
+        "ctypes.CDLL('libLLVM-15.so.1')\n"
+        "after = deps.guard_compiler_stack(), sys.modules.get('triton', 0)\n"
+        "import torch, torchvision, importlib.util\n"
+        "print(before, after, importlib.util.find_spec('triton'), torch.utils._triton.has_triton())\n"
+    )
+    out = _python(code).strip().splitlines()[-1]
+    assert out == "(False, False) (True, None) None False"
+
+
 @pytest.mark.skipif(not QGIS_PROCESS, reason="qgis_process not installed")
 def test_qgis_process_lists_and_documents_the_algorithms(installed_zip):
     listing = subprocess.run([QGIS_PROCESS, "list"], env=installed_zip, capture_output=True, text=True, timeout=300).stdout

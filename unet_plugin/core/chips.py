@@ -225,6 +225,7 @@ def export_chips(
     progress: Callable[[float], None] = lambda f: None,
     is_canceled: Callable[[], bool] = _noop,
     log: Callable[[str], None] = lambda m: None,
+    warn: Callable[[str], None] | None = None,
 ) -> ExportResult:
     """Run Export Training Chips.
 
@@ -237,10 +238,28 @@ def export_chips(
         Canceled: when ``is_canceled()`` turned true.
     """
     with gdal_cache_budget():
-        return _export(config, progress, is_canceled, log)
+        return _export(config, progress, is_canceled, log, warn)
 
 
-def _export(config: ExportConfig, progress, is_canceled, log) -> ExportResult:
+# above this share of background among labelled pixels, a short training learns "background everywhere"
+BACKGROUND_WARNING_SHARE = 0.9
+
+
+def background_warning(config: ExportConfig, counts: np.ndarray) -> str | None:
+    """A warning when polygons with UNLABELED=background leave labels that are nearly all background."""
+    labeled = int(counts[:IGNORE].sum())
+    if not config.labels or config.unlabeled != "background" or not labeled:
+        return None
+    share = counts[0] / labeled
+    if share <= BACKGROUND_WARNING_SHARE:
+        return None
+    return (f"{100 * share:.1f} % of the labelled pixels are background (outside every polygon). A model trained on "
+            "this may predict background everywhere. If the polygons do not mark every occurrence of their classes, "
+            "export with UNLABELED=ignore (and a MASK of the areas labelled completely); otherwise train with "
+            "CLASS_BALANCING.")
+
+
+def _export(config: ExportConfig, progress, is_canceled, log, warn=None) -> ExportResult:
     validate(config)
     ds = open_raster(config.input, "INPUT")
     info = raster_info(ds, "INPUT")
@@ -267,7 +286,7 @@ def _export(config: ExportConfig, progress, is_canceled, log) -> ExportResult:
     os.makedirs(parent, exist_ok=True)
     work = tempfile.mkdtemp(prefix=".chips-partial-", dir=parent)
     try:
-        result = _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodata, work, progress, is_canceled, log)
+        result = _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodata, work, progress, is_canceled, log, warn)
         _move_into_place(work, config.output)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -290,7 +309,7 @@ def _move_into_place(work: str, output: str) -> None:
         os.replace(work, output)
 
 
-def _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodata, work, progress, is_canceled, log):
+def _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodata, work, progress, is_canceled, log, warn):
     scratch = os.path.join(work, ".scratch")
     os.makedirs(scratch)
     os.makedirs(os.path.join(work, "images"))
@@ -397,6 +416,9 @@ def _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodat
     log(f"{len(chips)} chips written, {total} skipped" + "".join(f"; {v} by {k}" for k, v in skipped.items() if v) + ".")
     labeled = max(int(counts[:IGNORE].sum()), 1)
     log("Class shares of labelled pixels: " + ", ".join(f"{c['name']} {100 * c['pixel_count'] / labeled:.1f}%" for c in all_classes))
+    background = background_warning(config, counts)
+    if background:
+        (warn or log)(background)
     label_ds = mask_ds = None
     return ExportResult(output=work, chip_count=len(chips), skipped=skipped, chips=chips, classes=all_classes)
 

@@ -71,10 +71,20 @@ def _weights_enum(spec: EncoderSpec):
     return getattr(getattr(torchvision.models, enum_name), member)
 
 
-def imagenet_state_dict(name: str) -> dict:
-    """Download (once, into torch's cache) the ImageNet weights of backbone ``name``."""
+def imagenet_cache_path(name: str) -> str:
+    """Where torch keeps the ImageNet weights of backbone ``name`` once downloaded."""
+    url = _weights_enum(get_spec(name)).url
+    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
+
+
+def imagenet_state_dict(name: str, log=lambda m: None) -> dict:
+    """The ImageNet weights of backbone ``name``, from torch's cache or downloaded into it once."""
     spec = get_spec(name)
     weights = _weights_enum(spec)
+    if os.path.isfile(imagenet_cache_path(name)):
+        log(f"ImageNet weights for {name} found in the cache ({imagenet_cache_path(name)}).")
+    else:
+        log(f"ImageNet weights for {name} are not in the cache yet: downloading {weights.url} (needs internet once).")
     try:
         return weights.get_state_dict(progress=False, check_hash=True)
     except Exception as exc:  # URLError, HTTPError, socket errors, hash mismatch

@@ -292,6 +292,14 @@ def train(
     if config.output_report:
         _check_writable(config.output_report, "OUTPUT_REPORT")
     device = pick_device(config.device)
+    encoder_state = None
+    if not config.init_model and (config.encoder_weights or config.pretrained):
+        # before the data are read: an offline machine learns at once that the weights are out of reach
+        try:
+            encoder_state = load_weights_file(config.encoder_weights) if config.encoder_weights \
+                else imagenet_state_dict(config.backbone, log)
+        except EncoderWeightsError as exc:
+            raise UserInputError("ENCODER_WEIGHTS" if config.encoder_weights else "PRETRAINED", str(exc)) from None
     data = load_chip_dataset(config.chips)
     classes, lut = _classes_and_lut(data)
     k = len(classes)
@@ -338,10 +346,9 @@ def train(
         mean = np.array(init_meta["normalization"]["mean"])
         std = np.array(init_meta["normalization"]["std"])
         log(f"Continuing from {config.init_model} ({init_meta['backbone']}); its normalisation is kept.")
-    elif config.encoder_weights or config.pretrained:
+    elif encoder_state is not None:
         try:
-            state = load_weights_file(config.encoder_weights) if config.encoder_weights else imagenet_state_dict(model.backbone)
-            model.encoder.load_pretrained(state)
+            model.encoder.load_pretrained(encoder_state)
         except EncoderWeightsError as exc:
             raise UserInputError("ENCODER_WEIGHTS" if config.encoder_weights else "PRETRAINED", str(exc)) from None
         log(f"Encoder {model.backbone} initialised from " + (config.encoder_weights or "ImageNet weights") + ".")

@@ -63,6 +63,12 @@ class UnetAlgorithm(QgsProcessingAlgorithm):
         ok, message = self.canExecute()
         if not ok:
             raise QgsProcessingException(message)
+        if self.needs_torch:
+            from ..deps import import_ml
+
+            failure = import_ml()  # here, not in canExecute: opening a dialog must stay instant
+            if failure:
+                raise QgsProcessingException(tr("This algorithm needs PyTorch: ") + failure)
         try:
             return self.process(parameters, context, feedback)
         except UserInputError as exc:

@@ -18,7 +18,7 @@ from qgis.PyQt.QtCore import QVariant
 from ..core.chips import ExportConfig, export_chips
 from ..core.errors import UserInputError
 from ..core.labels import class_codes, write_polygons
-from .base import UnetAlgorithm, advanced, log_of, progress_of, tr, with_help
+from .base import UnetAlgorithm, advanced, log_of, progress_of, tr, warn_of, with_help
 
 UNLABELED = ["background", "ignore"]
 
@@ -109,7 +109,7 @@ class ExportTrainingChips(UnetAlgorithm):
                 min_labeled=self.parameterAsDouble(parameters, self.MIN_LABELED, context),
                 max_nodata=self.parameterAsDouble(parameters, self.MAX_NODATA, context),
             )
-            result = export_chips(cfg, progress_of(feedback), feedback.isCanceled, log_of(feedback))
+            result = export_chips(cfg, progress_of(feedback), feedback.isCanceled, log_of(feedback), warn_of(feedback))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         outputs = {self.OUTPUT: output, self.CHIP_COUNT: result.chip_count}

@@ -43,7 +43,7 @@ class TrainUnet(UnetAlgorithm):
         self.addParameter(with_help(QgsProcessingParameterEnum(self.BACKBONE, tr("Backbone"), BACKBONES, defaultValue=1),
                                     tr("The ResNet encoder. Larger ones are more accurate and slower.")))
         self.addParameter(with_help(QgsProcessingParameterBoolean(self.PRETRAINED, tr("Start from ImageNet weights"), True),
-                                    tr("Initialise the encoder with ImageNet weights (downloaded once).")))
+                                    tr("Initialise the encoder with ImageNet weights. They are downloaded the first time (internet needed once) and kept in PyTorch's cache; offline, give a weights file as ENCODER_WEIGHTS or turn this off.")))
         self.addParameter(advanced(with_help(QgsProcessingParameterFile(self.ENCODER_WEIGHTS, tr("Local encoder weights"), extension="pth", optional=True),
                                              tr("A torchvision ResNet weights file (.pth), for machines without internet."))))
         self.addParameter(advanced(with_help(QgsProcessingParameterFile(self.INIT_MODEL, tr("Continue from model"), extension="pt", optional=True),

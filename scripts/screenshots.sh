@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Refresh the screenshots in docs/: the Toolbox dialogs (offscreen) and the real QGIS desktop under
+# Xvfb with a styled class map (the desktop test, trained longer so the map is worth showing).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export UNET_DIALOG_PNG_DIR="$ROOT/docs" UNET_DESKTOP_EPOCHS=25 UNET_DESKTOP_STRIDE=24
+exec bash "$ROOT/scripts/test.sh" -k "toolbox_dialog_renders or desktop" "$@"
