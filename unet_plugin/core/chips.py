@@ -326,7 +326,9 @@ def _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodat
         classes = [dict(c) for c in config.classes or []]
     else:
         classes = lab.raster_classes(config.label_raster)
-        label_path = lab.warp_label_raster(config.label_raster, os.path.join(scratch, "labels"), info, window, fill)
+        # a label raster's nodata, and where it does not reach, are unknown whatever UNLABELED says
+        # (UNLABELED is what the area outside every *polygon* means)
+        label_path = lab.warp_label_raster(config.label_raster, os.path.join(scratch, "labels"), info, window, IGNORE)
     label_ds = gdal.Open(label_path)
     label_nodata = label_ds.GetRasterBand(1).GetNoDataValue()
     mask_ds = None
@@ -358,7 +360,7 @@ def _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodat
             if nodata_pct > config.max_nodata:
                 skipped["MAX_NODATA"] += 1
                 continue
-            label = lab.label_values(label_ds.ReadAsArray(local.col, local.row, local.width, local.height), label_nodata, fill)
+            label = lab.label_values(label_ds.ReadAsArray(local.col, local.row, local.width, local.height), label_nodata, IGNORE)
             label[~valid] = IGNORE
             if known is not None:
                 label[~known] = IGNORE

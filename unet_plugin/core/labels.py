@@ -164,7 +164,8 @@ def raster_classes(path: str, parameter: str = "LABEL_RASTER") -> list[dict]:
 def warp_label_raster(path: str, out_base: str, info: RasterInfo, window: Window, fill: int, parameter: str = "LABEL_RASTER") -> str:
     """Resample a classified raster (nearest neighbour) onto the window's grid.
 
-    Label-raster nodata and pixels it does not cover become ``fill``. A label
+    Label-raster nodata and pixels it does not cover become ``fill`` (the export passes 255:
+    unknown, not background). A label
     raster already on the image's grid is not resampled: a virtual raster of
     the window is written instead (no pixel copied), with its nodata kept for
     :func:`label_values` to map.
@@ -177,23 +178,33 @@ def warp_label_raster(path: str, out_base: str, info: RasterInfo, window: Window
         raise UserInputError(parameter, "the label raster has no coordinate reference system; assign one first.")
     from .raster import same_crs
 
-    if (src.RasterXSize, src.RasterYSize) == (info.width, info.height) and \
-            np.allclose(src.GetGeoTransform(), info.geotransform) and same_crs(src.GetProjection(), info.crs_wkt):
+    if (src.RasterXSize, src.RasterYSize) == (info.width, info.height) and same_grid(src.GetGeoTransform(), info) \
+            and same_crs(src.GetProjection(), info.crs_wkt):
         gdal.Translate(out_base + ".vrt", src, format="VRT", srcWin=[window.col, window.row, window.width, window.height])
         return out_base + ".vrt"
+    # resampled onto the window's own grid, in the image's row and column order (south-up too)
     out_path = out_base + ".tif"
-    xmin, ymin, xmax, ymax = window_bounds(info.geotransform, window)
     src_nodata = src.GetRasterBand(1).GetNoDataValue()
-    gdal.Warp(
-        out_path, src, format="GTiff", outputBounds=(xmin, ymin, xmax, ymax),
-        width=window.width, height=window.height, dstSRS=info.crs_wkt, resampleAlg="near",
-        outputType=gdal.GDT_Byte, srcNodata=src_nodata, dstNodata=fill,
-        creationOptions=["TILED=YES", "COMPRESS=DEFLATE"], warpOptions=[f"INIT_DEST={fill}"],
-    )
-    out = gdal.Open(out_path, gdal.GA_Update)
-    out.GetRasterBand(1).DeleteNoDataValue()
-    out = None
+    dst = _create_like(out_path, info, window, fill)
+    gdal.Warp(dst, src, resampleAlg="near", srcNodata=src_nodata, warpOptions=[f"INIT_DEST={fill}"])
+    dst.FlushCache()
+    dst = None
     return out_path
+
+
+def same_grid(gt: tuple, info: RasterInfo, tolerance: float = 0.01) -> bool:
+    """Whether geotransform ``gt`` puts every pixel of ``info``'s raster within ``tolerance`` pixels of the image's.
+
+    Checked at the four corners in pixel units, so the test does not loosen with the size of the
+    coordinates (a relative tolerance on map coordinates would pass metres of offset at UTM northings).
+    """
+    img = info.geotransform
+    for col, row in ((0, 0), (info.width, 0), (0, info.height), (info.width, info.height)):
+        x_img, y_img = img[0] + col * img[1] + row * img[2], img[3] + col * img[4] + row * img[5]
+        x_src, y_src = gt[0] + col * gt[1] + row * gt[2], gt[3] + col * gt[4] + row * gt[5]
+        if abs(x_src - x_img) > tolerance * abs(img[1]) or abs(y_src - y_img) > tolerance * abs(img[5]):
+            return False
+    return True
 
 
 def write_polygons(path: str, crs_wkt: str, polygons) -> int:

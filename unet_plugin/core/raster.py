@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -170,17 +171,32 @@ def same_crs(wkt_a: str, wkt_b: str) -> bool:
 GDAL_CACHE_BUDGET = 64 * 1024 * 1024
 
 
+_budget_lock = threading.Lock()
+_budget = {"runs": 0, "saved": None}
+
+
 @contextmanager
 def gdal_cache_budget(nbytes: int = GDAL_CACHE_BUDGET):
-    """Cap GDAL's block cache for one run, then restore it.
+    """Cap GDAL's block cache while runs are active, then restore the user's setting.
 
     GDAL keeps up to 5 % of the RAM of blocks read and written by default; streaming a raster
     once reuses few of them, so a large raster would fill that cache and memory would grow with
     the raster's size up to the cap. A fixed, smaller cap keeps the run's memory flat.
+
+    The cache limit is process-wide and QGIS runs algorithms in parallel tasks, so the runs
+    share one cap: the first run to start saves the setting, the last one to end restores it
+    (saving and restoring per run would leave the cap in place when two runs overlap).
     """
-    old = gdal.GetCacheMax()
-    gdal.SetCacheMax(min(old, nbytes))
+    with _budget_lock:
+        if _budget["runs"] == 0:
+            _budget["saved"] = gdal.GetCacheMax()
+        _budget["runs"] += 1
+        gdal.SetCacheMax(min(_budget["saved"], nbytes, gdal.GetCacheMax()))
     try:
         yield
     finally:
-        gdal.SetCacheMax(old)
+        with _budget_lock:
+            _budget["runs"] -= 1
+            if _budget["runs"] == 0:
+                gdal.SetCacheMax(_budget["saved"])
+                _budget["saved"] = None

@@ -12,6 +12,7 @@ crs, classes (value, name, color), training (settings), metrics, versions.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import platform
@@ -96,14 +97,24 @@ def read_model_file(path: str) -> dict:
     return payload
 
 
+def file_digest(path: str) -> str:
+    """SHA-256 of the file's bytes: what identifies the weights (a copy keeps size and mtime)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def load_model(path: str, device: str | torch.device = "cpu") -> tuple[UNet, dict]:
     """Load a model file into an evaluation-mode U-Net.
 
     Returns:
-        ``(model, metadata)``.
+        ``(model, metadata)``; the metadata also carries ``file_sha256``, the digest of the
+        file's bytes, for caches derived from this model.
     """
     payload = read_model_file(path)
-    meta = payload["metadata"]
+    meta = dict(payload["metadata"], file_sha256=file_digest(path))
     try:
         model = build_model(meta)
         model.load_state_dict(payload["state_dict"])

@@ -121,8 +121,8 @@ class OnnxForward:
     """The model's forward pass in onnxruntime: the same logits, about 1.3× faster on a CPU.
 
     Exporting the graph takes seconds, so it is done once per model file and tile shape: the
-    graph is kept in :func:`onnx_cache_dir` (keyed by the model file's path, size and
-    modification time, the tile shape and the PyTorch version; the least recently used beyond
+    graph is kept in :func:`onnx_cache_dir` (keyed by the digest of the model file's bytes,
+    the tile shape and the PyTorch version; the least recently used beyond
     ONNX_CACHE_FILES are removed) and the prepared session in this process (batch runs reuse it).
     Without a writable cache folder the graph goes to a temporary folder removed after loading.
     Called like the model: torch tensor in, logits out.
@@ -132,26 +132,30 @@ class OnnxForward:
         self.session, self.version, self.source = session, version, source
 
     @staticmethod
-    def key(model_path: str, channels: int, height: int, width: int) -> str:
-        """The graph's cache key: the model file (path, size, modification time), tile shape, PyTorch."""
-        st = os.stat(model_path)
-        ident = f"{os.path.realpath(model_path)}|{st.st_size}|{st.st_mtime_ns}|{channels}|{height}|{width}|{torch.__version__}|1"
+    def key(model_digest: str, channels: int, height: int, width: int) -> str:
+        """The graph's cache key: the model file's content digest, tile shape, PyTorch.
+
+        The digest of the bytes, not path, size and modification time: models of one
+        architecture have identical sizes, and ``cp -p``, ``rsync -a`` or a coarse file system
+        clock keep the time, so a replaced model would run the old model's graph.
+        """
+        ident = f"{model_digest}|{channels}|{height}|{width}|{torch.__version__}|2"
         return hashlib.sha256(ident.encode("utf-8")).hexdigest()[:32]
 
     @classmethod
-    def is_cached(cls, model_path: str, channels: int, height: int, width: int) -> bool:
+    def is_cached(cls, model_digest: str, channels: int, height: int, width: int) -> bool:
         """Whether the graph is ready without an export (kept in this process or on disk)."""
-        key = cls.key(model_path, channels, height, width)
+        key = cls.key(model_digest, channels, height, width)
         with _SESSIONS_LOCK:
             if any(k == key for k, _ in _SESSIONS):
                 return True
         return os.path.isfile(os.path.join(onnx_cache_dir(), key + ".onnx"))
 
     @classmethod
-    def prepare(cls, model: torch.nn.Module, model_path: str, channels: int, height: int, width: int, threads: int) -> "OnnxForward":
+    def prepare(cls, model: torch.nn.Module, model_digest: str, channels: int, height: int, width: int, threads: int) -> "OnnxForward":
         import onnxruntime as ort
 
-        key = cls.key(model_path, channels, height, width)
+        key = cls.key(model_digest, channels, height, width)
         with _SESSIONS_LOCK:
             hit = _SESSIONS.get((key, threads))
             if hit is not None:
@@ -227,10 +231,10 @@ def forward_engine(model, meta: dict, config: ClassifyConfig, device: torch.devi
     """
     channels = int(meta["in_channels"])
     if device.type == "cpu" and config.engine in ("auto", "onnxruntime") and (th == tw or not config.tta) \
-            and (n_tiles >= 16 or config.engine == "onnxruntime" or OnnxForward.is_cached(config.model, channels, th, tw)):
+            and (n_tiles >= 16 or config.engine == "onnxruntime" or OnnxForward.is_cached(meta["file_sha256"], channels, th, tw)):
         try:
             t0 = time.perf_counter()
-            runner = OnnxForward.prepare(model, config.model, channels, th, tw, torch.get_num_threads())
+            runner = OnnxForward.prepare(model, meta["file_sha256"], channels, th, tw, torch.get_num_threads())
             log(f"Model prepared for onnxruntime in {time.perf_counter() - t0:.1f} s ({runner.source}).")
             return runner, f"onnxruntime {runner.version}"
         except ImportError:

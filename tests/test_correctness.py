@@ -1,0 +1,236 @@
+"""Silent wrong results (issue 13): each test has a known answer, computed independently of the code under test.
+
+Label grids that are offset or south-up, label-raster nodata, a replaced model behind the ONNX
+cache, overlapping runs and the process-wide GDAL cache, fine-tuning on other classes.
+"""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from osgeo import gdal
+
+from conftest import NC_IMAGE, NC_POLYGONS, NC_STRATA
+from unet_segmentation.unet_plugin.core.chips import ExportConfig, export_chips
+from unet_segmentation.unet_plugin.core.errors import UserInputError
+from unet_segmentation.unet_plugin.core.labels import class_codes, write_polygons
+from unet_segmentation.unet_plugin.core.raster import gdal_cache_budget
+
+IGNORE = 255
+
+
+def _copy(src, dst, gt=None, array=None):
+    """A GeoTIFF copy of ``src``, with another geotransform and/or other pixel values."""
+    ds = gdal.Translate(str(dst), src, format="GTiff", creationOptions=["COMPRESS=DEFLATE"])
+    if gt is not None:
+        ds.SetGeoTransform(gt)
+    if array is not None:
+        arr = array if array.ndim == 3 else array[None]
+        for i in range(ds.RasterCount):
+            ds.GetRasterBand(i + 1).WriteArray(arr[i])
+    ds = None
+    return str(dst)
+
+
+def _valid():
+    ds = gdal.Open(NC_IMAGE)
+    a = ds.ReadAsArray()
+    return np.all(a != ds.GetRasterBand(1).GetNoDataValue(), axis=0)
+
+
+def _strata_codes():
+    a = gdal.Open(NC_STRATA).ReadAsArray()
+    return np.where(a == -99999, IGNORE, a).astype(np.uint8)
+
+
+def _chip_labels(folder):
+    meta = json.load(open(os.path.join(folder, "dataset.json")))
+    for chip in meta["chips"]:
+        yield chip, gdal.Open(os.path.join(folder, "labels", chip["id"] + ".tif")).ReadAsArray()
+
+
+def _assert_chips_equal(folder, expected, size=64):
+    chips = 0
+    for chip, label in _chip_labels(folder):
+        r, c = chip["row"], chip["col"]
+        np.testing.assert_array_equal(label, expected[r:r + size, c:c + size], err_msg=f"chip {chip['id']}")
+        chips += 1
+    assert chips >= 20
+
+
+def test_label_raster_offset_by_pixels_is_resampled_not_cut(tmp_path):
+    """A 0.5 m grid at UTM-sized coordinates, labels shifted 4 m (8 px) east: np.allclose called them aligned."""
+    image = _copy(NC_IMAGE, tmp_path / "img.tif", gt=(500000.0, 0.5, 0, 5000000.0, 0, -0.5))
+    labels = _copy(NC_STRATA, tmp_path / "lab.tif", gt=(500004.0, 0.5, 0, 5000000.0, 0, -0.5))
+    out = str(tmp_path / "chips")
+    export_chips(ExportConfig(input=image, output=out, label_raster=labels, unlabeled="ignore", chip_size=64, stride=64))
+    strata = _strata_codes()
+    expected = np.full(strata.shape, IGNORE, np.uint8)
+    expected[:, 8:] = strata[:, :-8]  # image column c sees label column c - 8; the first 8 have no label
+    expected[~_valid()] = IGNORE
+    _assert_chips_equal(out, expected)
+
+
+def test_label_raster_offset_by_a_tiny_fraction_counts_as_aligned(tmp_path):
+    """Within 1 % of a pixel the grids are the same: cut pixel for pixel (no resampling shift)."""
+    labels = gdal.Open(NC_STRATA)
+    gt = list(labels.GetGeoTransform())
+    gt[0] += 0.2  # 0.7 % of a 28.5 m pixel
+    shifted = _copy(NC_STRATA, tmp_path / "lab.tif", gt=tuple(gt))
+    out = str(tmp_path / "chips")
+    export_chips(ExportConfig(input=NC_IMAGE, output=out, label_raster=shifted, unlabeled="ignore", chip_size=64, stride=64))
+    expected = _strata_codes()
+    expected[~_valid()] = IGNORE
+    _assert_chips_equal(out, expected)
+
+
+@pytest.fixture(scope="module")
+def south_up(tmp_path_factory):
+    """The NC image stored south-up (row 0 is the southern edge, gt[5] > 0), the same place on the ground."""
+    tmp = tmp_path_factory.mktemp("southup")
+    ds = gdal.Open(NC_IMAGE)
+    x0, px, _, y0, _, py = ds.GetGeoTransform()
+    gt = (x0, px, 0, y0 + ds.RasterYSize * py, 0, -py)
+    return _copy(NC_IMAGE, tmp / "south_up.tif", gt=gt, array=ds.ReadAsArray()[:, ::-1, :])
+
+
+def test_south_up_image_gets_its_labels_from_a_north_up_raster(tmp_path, south_up):
+    out = str(tmp_path / "chips")
+    export_chips(ExportConfig(input=south_up, output=out, label_raster=NC_STRATA, unlabeled="ignore", chip_size=64, stride=64))
+    expected = _strata_codes()
+    expected[~_valid()] = IGNORE
+    _assert_chips_equal(out, expected[::-1])
+
+
+def test_south_up_image_gets_its_labels_from_polygons(tmp_path, south_up):
+    from osgeo import ogr
+
+    source = ogr.Open(NC_POLYGONS)  # kept: a layer outlives its data source only in C, not in Python
+    feats = [(f.GetGeometryRef().ExportToWkb(), f.GetField("label")) for f in source.GetLayer(0)]
+    mapping, classes = class_codes([v for _, v in feats])
+    polygons = str(tmp_path / "labels.gpkg")
+    write_polygons(polygons, gdal.Open(NC_IMAGE).GetProjection(), [(w, mapping[v]) for w, v in feats])
+    north, south = str(tmp_path / "north"), str(tmp_path / "south")
+    for image, out in ((NC_IMAGE, north), (south_up, south)):
+        export_chips(ExportConfig(input=image, output=out, labels=polygons, classes=classes, unlabeled="ignore",
+                                  chip_size=64, stride=64, max_nodata=100))
+    h = gdal.Open(NC_IMAGE).RasterYSize
+    mosaic = np.full((h, 489), 254, np.uint8)
+    for chip, label in _chip_labels(north):
+        mosaic[chip["row"]:chip["row"] + 64, chip["col"]:chip["col"] + 64] = label
+    flipped = mosaic[::-1]
+    compared = 0
+    for chip, label in _chip_labels(south):
+        r, c = chip["row"], chip["col"]
+        want = flipped[r:r + 64, c:c + 64]
+        known = want != 254  # the northern export covers the southern chip's area (or not, at the edge)
+        np.testing.assert_array_equal(label[known], want[known])
+        compared += int(known.sum())
+    assert compared > 100000
+
+
+def test_label_raster_nodata_is_ignored_not_background(tmp_path):
+    """A Byte label raster whose nodata is 200: those pixels are unknown (255), never class 0."""
+    strata = _strata_codes()
+    raw = strata.copy()
+    raw[raw == IGNORE] = 0
+    raw[100:160, 100:200] = 200  # a hole with no labels, inside the valid image
+    ds = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "lab.tif"), raw.shape[1], raw.shape[0], 1, gdal.GDT_Byte)
+    ref = gdal.Open(NC_STRATA)
+    ds.SetGeoTransform(ref.GetGeoTransform())
+    ds.SetProjection(ref.GetProjection())
+    ds.GetRasterBand(1).WriteArray(raw)
+    ds.GetRasterBand(1).SetNoDataValue(200)
+    ds = None
+    out = str(tmp_path / "chips")
+    export_chips(ExportConfig(input=NC_IMAGE, output=out, label_raster=str(tmp_path / "lab.tif"), unlabeled="background",
+                              chip_size=64, stride=64))
+    expected = raw.copy()
+    expected[100:160, 100:200] = IGNORE
+    expected[~_valid()] = IGNORE
+    _assert_chips_equal(out, expected)
+
+
+def test_replaced_model_with_kept_size_and_mtime_is_not_run_from_the_cache(tiny_model, tmp_path):
+    """cp -p / rsync -a keep size and mtime: the map must still be the new model's."""
+    from unet_segmentation.unet_plugin.ml.modelfile import build_model, read_model_file, save_model
+    from unet_segmentation.unet_plugin.ml.predict import ClassifyConfig, classify
+
+    payload = read_model_file(tiny_model[0])
+    other = {k: (-v if k.startswith("head") else v) for k, v in payload["state_dict"].items()}
+    assert any(k.startswith("head") for k in other)
+    model = build_model(payload["metadata"])
+    model.load_state_dict(other)
+    model_b = tmp_path / "b.pt"
+    save_model(str(model_b), model, payload["metadata"])
+    path = tmp_path / "model.pt"
+    shutil.copy2(tiny_model[0], path)
+    stat = os.stat(path)
+    assert os.path.getsize(model_b) == stat.st_size  # same architecture, same size: the old key could not tell
+    maps = {}
+    for name, engine in (("a", "onnxruntime"), ("b", "onnxruntime"), ("b_torch", "torch")):
+        if name == "b":
+            shutil.copyfile(model_b, path)
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        out = str(tmp_path / f"{name}.tif")
+        classify(ClassifyConfig(input=NC_IMAGE, model=str(path), output=out, overlap=0, engine=engine), log=lambda m: None)
+        maps[name] = gdal.Open(out).ReadAsArray()
+    valid = maps["b_torch"] != 255
+    assert (maps["a"][valid] != maps["b_torch"][valid]).mean() > 0.3  # the two models really differ
+    assert (maps["b"][valid] == maps["b_torch"][valid]).mean() > 0.999
+
+
+def test_overlapping_runs_restore_the_users_gdal_cache():
+    """QGIS runs algorithms in parallel tasks: run A starts, B starts, A ends, B ends."""
+    user = 1_260_000_000
+    gdal.SetCacheMax(user)
+    try:
+        a, b = gdal_cache_budget(), gdal_cache_budget()
+        a.__enter__()
+        assert gdal.GetCacheMax() == 64 * 1024 * 1024
+        b.__enter__()
+        a.__exit__(None, None, None)
+        assert gdal.GetCacheMax() == 64 * 1024 * 1024  # B still runs under the cap
+        b.__exit__(None, None, None)
+        assert gdal.GetCacheMax() == user
+    finally:
+        gdal.SetCacheMax(user)
+
+
+def _chips_with(strata_chips, tmp_path, edit):
+    folder = tmp_path / "chips"
+    shutil.copytree(strata_chips, folder)
+    meta = json.load(open(folder / "dataset.json"))
+    edit(meta)
+    json.dump(meta, open(folder / "dataset.json", "w"))
+    return str(folder)
+
+
+@pytest.mark.parametrize("change, words", [
+    ("names", "classes"),
+    ("scale", "scale"),
+    ("band names", "band 2"),
+])
+def test_fine_tuning_refuses_other_classes_bands_or_scale(strata_chips, tiny_model, tmp_path, change, words):
+    from unet_segmentation.unet_plugin.ml.train import TrainConfig, train
+
+    def edit(meta):
+        if change == "names":  # same count and codes, other names: text classes of another data set
+            for c in meta["classes"]:
+                if c["value"]:
+                    c["name"] = "other " + c["name"]
+        elif change == "scale":  # reflectance 0-1 instead of the model's DN
+            for s in meta["statistics"]:
+                s["mean"], s["std"] = s["mean"] / 1000, s["std"] / 1000
+        else:
+            meta["bands"][1]["name"] = "NIR"
+
+    chips = _chips_with(strata_chips, tmp_path, edit)
+    with pytest.raises(UserInputError) as err:
+        train(TrainConfig(chips=chips, output_model=str(tmp_path / "m.pt"), backbone="resnet18", pretrained=False,
+                          init_model=tiny_model[0], epochs=1, batch_size=4), log=lambda m: None)
+    assert err.value.parameter == "INIT_MODEL" and words in err.value.message
+    assert not os.path.exists(tmp_path / "m.pt")
