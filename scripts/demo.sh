@@ -15,7 +15,7 @@ echo ">> 1/3 Export Training Chips (64 px chips, stride 32, labels from strata.t
 "$QP" run unet:exporttrainingchips -- INPUT="$DATA/nc_lsat7_2000_6band.tif" LABEL_RASTER="$DATA/strata.tif" \
   CHIP_SIZE=64 STRIDE=32 OUTPUT="$OUT/chips" FOOTPRINTS="$OUT/chip_footprints.gpkg"
 echo ">> 2/3 Train U-Net (resnet18, $EPOCHS epochs, no download: ImageNet weights off)"
-"$QP" run unet:trainunet -- CHIPS="$OUT/chips" BACKBONE=0 PRETRAINED=false EPOCHS="$EPOCHS" BATCH_SIZE=8 \
+"$QP" run unet:trainunet -- CHIPS="$OUT/chips" BACKBONE=resnet18 PRETRAINED=false EPOCHS="$EPOCHS" BATCH_SIZE=8 \
   EARLY_STOPPING=8 CLASS_BALANCING=false OUTPUT_MODEL="$OUT/model.pt" OUTPUT_REPORT="$OUT/report.html" | tee "$OUT/train.log"
 echo ">> 3/3 Classify Raster"
 "$QP" run unet:classifyraster -- INPUT="$DATA/nc_lsat7_2000_6band.tif" MODEL="$OUT/model.pt" \

@@ -18,6 +18,7 @@ from unet_segmentation.unet_plugin.core.chips import ExportConfig, export_chips
 from unet_segmentation.unet_plugin.core.errors import UserInputError
 from unet_segmentation.unet_plugin.core.labels import class_codes, write_polygons
 from unet_segmentation.unet_plugin.core.raster import gdal_cache_budget
+from unet_segmentation.unet_plugin.ml.predict import ClassifyConfig, classify
 
 IGNORE = 255
 
@@ -157,7 +158,6 @@ def test_label_raster_nodata_is_ignored_not_background(tmp_path):
 def test_replaced_model_with_kept_size_and_mtime_is_not_run_from_the_cache(tiny_model, tmp_path):
     """cp -p / rsync -a keep size and mtime: the map must still be the new model's."""
     from unet_segmentation.unet_plugin.ml.modelfile import build_model, read_model_file, save_model
-    from unet_segmentation.unet_plugin.ml.predict import ClassifyConfig, classify
 
     payload = read_model_file(tiny_model[0])
     other = {k: (-v if k.startswith("head") else v) for k, v in payload["state_dict"].items()}
@@ -234,3 +234,124 @@ def test_fine_tuning_refuses_other_classes_bands_or_scale(strata_chips, tiny_mod
                           init_model=tiny_model[0], epochs=1, batch_size=4), log=lambda m: None)
     assert err.value.parameter == "INIT_MODEL" and words in err.value.message
     assert not os.path.exists(tmp_path / "m.pt")
+
+
+# --- Classify Raster against a reference written from the documented rules, not from predict.py ---
+
+def _reference_classification(model_path, tile=64, stride=32):
+    """Classification of the NC image by the documented rules, tile by tile in plain PyTorch.
+
+    Normalise with the model's statistics, set nodata pixels to 0 (as training does), run every
+    tile of the grid ``o_i = min(i * stride, n - tile)``, weight each tile's softmax by the
+    separable ramp ``max(min(i + 0.5, n - i - 0.5) / (n / 2), 0.01)``, divide by the summed
+    weights; the class is the model's class *value* at the argmax, the confidence its probability.
+    """
+    from unet_segmentation.unet_plugin.ml.modelfile import load_model
+
+    model, meta = load_model(model_path)
+    ds = gdal.Open(NC_IMAGE)
+    data = ds.ReadAsArray().astype(np.float32)
+    valid = np.all(data != -99999, axis=0)
+    mean = np.array(meta["normalization"]["mean"], np.float32)[:, None, None]
+    std = np.array(meta["normalization"]["std"], np.float32)[:, None, None]
+    x = (data - mean) / std
+    x[:, ~valid] = 0
+    _, h, w = x.shape
+
+    def origins(n):
+        o = list(range(0, n - tile + 1, stride))
+        return o if o[-1] == n - tile else o + [n - tile]
+
+    ramp = np.maximum(np.minimum(np.arange(tile) + 0.5, tile - np.arange(tile) - 0.5) / (tile / 2), 0.01)
+    weight = np.outer(ramp, ramp)
+    k = len(meta["classes"])
+    acc, wsum = np.zeros((k, h, w)), np.zeros((h, w))
+    with torch.no_grad():
+        for r in origins(h):
+            for c in origins(w):
+                p = torch.softmax(model(torch.from_numpy(x[None, :, r:r + tile, c:c + tile])), 1)[0].numpy()
+                acc[:, r:r + tile, c:c + tile] += p * weight
+                wsum[r:r + tile, c:c + tile] += weight
+    prob = acc / wsum
+    values = np.array([c["value"] for c in meta["classes"]])
+    cls = values[prob.argmax(0)].astype(np.uint8)
+    cls[~valid] = IGNORE
+    return cls, prob.max(0), valid
+
+
+@pytest.fixture(scope="module")
+def reordered_model(tiny_model, tmp_path_factory):
+    """The tiny model with its output channels permuted so that the two classes it predicts most
+    become the *last two* of its class list: a mix-up at the end of the list shows on most pixels."""
+    from unet_segmentation.unet_plugin.ml.modelfile import build_model, read_model_file, save_model
+
+    payload = read_model_file(tiny_model[0])
+    meta, state = payload["metadata"], payload["state_dict"]
+    cls, _, valid = _reference_classification(tiny_model[0])
+    values = [c["value"] for c in meta["classes"]]
+    counts = [(cls[valid] == v).sum() for v in values]
+    top2 = list(np.argsort(counts)[::-1][:2])
+    order = [i for i in range(len(values)) if i not in top2] + top2[::-1]  # new channel j = old channel order[j]
+    classes = [meta["classes"][i] for i in order]
+    state = dict(state, **{n: state[n][order] for n in ("head.weight", "head.bias")})
+    model = build_model(meta)
+    model.load_state_dict(state)
+    path = str(tmp_path_factory.mktemp("reordered") / "reordered.pt")
+    save_model(path, model, dict(meta, classes=classes))
+    return path, classes
+
+
+@pytest.mark.parametrize("engine", ["torch", "onnxruntime"])
+def test_classification_equals_the_documented_blend(reordered_model, tmp_path, engine):
+    path, classes = reordered_model
+    want_cls, want_conf, valid = _reference_classification(path)
+    last_two = [c["value"] for c in classes[-2:]]
+    assert np.isin(want_cls[valid], last_two).mean() > 0.5  # the test can see a mix-up of the last classes
+    out, conf = str(tmp_path / "c.tif"), str(tmp_path / "p.tif")
+    classify(ClassifyConfig(input=NC_IMAGE, model=path, output=out, output_confidence=conf, tile_size=64, overlap=50,
+                            batch_size=5, engine=engine), log=lambda m: None)
+    got_cls, got_conf = gdal.Open(out).ReadAsArray(), gdal.Open(conf).ReadAsArray()
+    assert np.array_equal(got_cls == IGNORE, ~valid)
+    assert (got_cls == want_cls)[valid].mean() > 0.999
+    assert np.abs(got_conf[valid] - want_conf[valid]).max() < 1e-3
+    # each class value carries its own name in the output, whatever its position in the model's list
+    names = gdal.Info(out, format="json")["bands"][0]["categories"]
+    assert all(names[c["value"]] == c["name"] for c in classes)
+
+
+def test_augmentation_moves_labels_with_their_pixels():
+    """Whatever flip or rotation a chip gets, each label stays on the pixel it belongs to."""
+    from unet_segmentation.unet_plugin.ml.train import augment_batch
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 2, 16, 16)
+    y = (x[:, 0] > 0).long() + 2 * (x[:, 1] > 0.5).long()  # the label is a function of the pixel's values
+    xa, ya = augment_batch(x, y, gen)
+    assert torch.equal(ya, (xa[:, 0] > 0).long() + 2 * (xa[:, 1] > 0.5).long())
+    assert not torch.equal(xa, x)  # something moved
+    seen = {tuple(xa[i, 0, 0, :2].tolist()) for i in range(64)}
+    assert len(seen) > 8  # and not all alike
+
+
+def test_class_balancing_reaches_the_loss_with_rare_classes_weighted_up(strata_chips, tmp_path, monkeypatch):
+    """The weights the training loss gets: rarer classes (fewer labelled pixels) weigh more."""
+    from unet_segmentation.unet_plugin.core.dataset import load_chip_dataset
+    from unet_segmentation.unet_plugin.ml import train as train_module
+
+    seen = {}
+    real = train_module.make_loss
+
+    def spy(kind, weight):
+        seen["weight"] = None if weight is None else weight.cpu().numpy()
+        return real(kind, weight)
+
+    monkeypatch.setattr(train_module, "make_loss", spy)
+    train_module.train(train_module.TrainConfig(chips=strata_chips, output_model=str(tmp_path / "m.pt"), backbone="resnet18",
+                                                pretrained=False, epochs=1, batch_size=8, learning_rate=1e-3,
+                                                class_balancing=True), log=lambda m: None)
+    counts = np.array([c["pixel_count"] for c in load_chip_dataset(strata_chips).classes if c["pixel_count"] > 0], float)
+    w = seen["weight"]
+    assert w is not None and len(w) == len(counts)
+    assert w[counts.argmin()] > w[counts.argmax()]
+    # ordered like the inverse frequencies (ties where the cap binds)
+    assert np.all(np.diff(w[np.argsort(counts)]) <= 1e-6)

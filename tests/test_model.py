@@ -180,8 +180,7 @@ def test_onnx_export_matches_pytorch(tmp_path):
     meta = dict(META, normalization={"mean": [10.0, 20.0, 30.0, 40.0], "std": [2.0, 3.0, 4.0, 5.0]}, pixel_size=[0.5, 0.5])
     path = str(tmp_path / "m.pt")
     save_model(path, model, meta)
-    props = export_onnx(path, str(tmp_path / "m.onnx"))
-    assert props["model_type"] == "Segmentor" and props["tile_size"] == "64" and props["resolution"] == "50.0"
+    export_onnx(path, str(tmp_path / "m.onnx"))
     pixels = np.random.default_rng(0).uniform(0, 80, (1, 4, 64, 64)).astype(np.float32)
     sess = ort.InferenceSession(str(tmp_path / "m.onnx"))
     onnx_prob = sess.run(None, {"input": pixels / 255.0})[0]
@@ -190,10 +189,21 @@ def test_onnx_export_matches_pytorch(tmp_path):
     with torch.no_grad():
         ref = torch.softmax(model((torch.from_numpy(pixels) - mean) / std), 1).numpy()
     assert np.abs(onnx_prob - ref).max() < 1e-3
-    import onnx
 
-    keys = {p.key for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
-    assert {"class_names", "standardization_mean", "standardization_std", "tile_overlap"} <= keys
+
+@pytest.mark.parametrize("wkt_of, pixel, cm", [
+    ("EPSG:32631", 10.0, 1000.0),  # metres
+    ("EPSG:4326", 0.0001, 1113.2),  # degrees: ~11 m per 0.0001° of latitude
+    ("EPSG:2264", 2.0, 60.96),  # NC State Plane in US survey feet
+])
+def test_deepness_resolution_is_in_centimetres_whatever_the_crs(wkt_of, pixel, cm):
+    from osgeo import osr
+
+    from unet_segmentation.unet_plugin.ml.onnx_export import resolution_cm
+
+    srs = osr.SpatialReference()
+    srs.SetFromUserInput(wkt_of)
+    assert resolution_cm({"crs": srs.ExportToWkt(), "pixel_size": [pixel, pixel]}) == pytest.approx(cm, rel=0.002)
 
 
 def test_offline_pretrained_fails_before_the_data_are_read(monkeypatch, tmp_path):

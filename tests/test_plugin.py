@@ -15,21 +15,21 @@ DESIGN = {
                                  "CHIP_SIZE", "STRIDE", "MIN_LABELED", "MAX_NODATA", "OUTPUT", "FOOTPRINTS"],
     "unet:trainunet": ["CHIPS", "BACKBONE", "PRETRAINED", "ENCODER_WEIGHTS", "INIT_MODEL", "EPOCHS", "BATCH_SIZE",
                        "LEARNING_RATE", "VALIDATION_PERCENT", "EARLY_STOPPING", "LOSS", "CLASS_BALANCING", "AUGMENT",
-                       "FREEZE_ENCODER", "DEVICE", "SEED", "OUTPUT_MODEL", "OUTPUT_REPORT"],
+                       "FREEZE_ENCODER", "DEVICE", "SEED", "OUTPUT_MODEL", "OUTPUT_REPORT", "OUTPUT_ONNX"],
     "unet:classifyraster": ["INPUT", "MODEL", "EXTENT", "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "TTA", "DEVICE", "OUTPUT",
                             "OUTPUT_CONFIDENCE"],
 }
 OUTPUTS = {
     "unet:exporttrainingchips": {"OUTPUT", "FOOTPRINTS", "CHIP_COUNT"},
-    "unet:trainunet": {"OUTPUT_MODEL", "OUTPUT_REPORT", "VALIDATION_MIOU", "VALIDATION_ACCURACY", "EPOCHS_RUN"},
+    "unet:trainunet": {"OUTPUT_MODEL", "OUTPUT_REPORT", "OUTPUT_ONNX", "VALIDATION_MIOU", "VALIDATION_ACCURACY", "EPOCHS_RUN"},
     "unet:classifyraster": {"OUTPUT", "OUTPUT_CONFIDENCE"},
 }
 DEFAULTS = {
-    "unet:exporttrainingchips": {"UNLABELED": 0, "CHIP_SIZE": 256, "STRIDE": 0, "MIN_LABELED": 0, "MAX_NODATA": 50},
-    "unet:trainunet": {"BACKBONE": 1, "PRETRAINED": True, "EPOCHS": 20, "BATCH_SIZE": 8, "LEARNING_RATE": 0,
-                       "VALIDATION_PERCENT": 10, "EARLY_STOPPING": 5, "LOSS": 0, "CLASS_BALANCING": False,
-                       "AUGMENT": True, "FREEZE_ENCODER": False, "DEVICE": 0, "SEED": 42},
-    "unet:classifyraster": {"TILE_SIZE": 0, "OVERLAP": 25, "BATCH_SIZE": 4, "TTA": False, "DEVICE": 0},
+    "unet:exporttrainingchips": {"UNLABELED": "background", "CHIP_SIZE": 256, "STRIDE": 0, "MIN_LABELED": 0, "MAX_NODATA": 50},
+    "unet:trainunet": {"BACKBONE": "resnet34", "PRETRAINED": True, "EPOCHS": 20, "BATCH_SIZE": 8, "LEARNING_RATE": 0,
+                       "VALIDATION_PERCENT": 10, "EARLY_STOPPING": 5, "LOSS": "cross-entropy", "CLASS_BALANCING": False,
+                       "AUGMENT": True, "FREEZE_ENCODER": False, "DEVICE": "auto", "SEED": 42},
+    "unet:classifyraster": {"TILE_SIZE": 0, "OVERLAP": 25, "BATCH_SIZE": 4, "TTA": False, "DEVICE": "auto"},
 }
 
 
@@ -222,7 +222,8 @@ def test_qgis_process_runs_the_chain(installed_zip, tmp_path):
     out = run("unet:exporttrainingchips", INPUT=NC_IMAGE, LABEL_RASTER=NC_STRATA, CHIP_SIZE=64, OUTPUT=chips)
     assert "CHIP_COUNT" in out and (chips / "dataset.json").exists()
     model = tmp_path / "m.pt"
-    out = run("unet:trainunet", CHIPS=chips, BACKBONE=0, PRETRAINED="false", EPOCHS=1, BATCH_SIZE=4, OUTPUT_MODEL=model)
+    out = run("unet:trainunet", CHIPS=chips, BACKBONE="resnet18", PRETRAINED="false", EPOCHS=1, BATCH_SIZE=4, LOSS="focal",
+              DEVICE="cpu", OUTPUT_MODEL=model)
     assert "VALIDATION_MIOU" in out and model.exists()
     classes = tmp_path / "classes.tif"
     run("unet:classifyraster", INPUT=NC_IMAGE, MODEL=model, OUTPUT=classes)
@@ -237,7 +238,7 @@ def test_processing_run_with_polygons_and_footprints(provider, tmp_path):
     from qgis.core import QgsVectorLayer
 
     res = processing.run("unet:exporttrainingchips", {
-        "INPUT": NC_IMAGE, "LABELS": NC_POLYGONS, "CLASS_FIELD": "label", "UNLABELED": 1, "CHIP_SIZE": 64,
+        "INPUT": NC_IMAGE, "LABELS": NC_POLYGONS, "CLASS_FIELD": "label", "UNLABELED": "ignore", "CHIP_SIZE": 64,
         "STRIDE": 32, "OUTPUT": str(tmp_path / "c"), "FOOTPRINTS": str(tmp_path / "fp.gpkg")})
     assert res["CHIP_COUNT"] > 20
     fp = QgsVectorLayer(res["FOOTPRINTS"], "fp")
@@ -315,3 +316,23 @@ def test_processing_extent_is_honoured(provider, tiny_model, tmp_path):
     ds = gdal.Open(out)
     assert (ds.RasterXSize, ds.RasterYSize) == (100, 100)
     assert ds.GetGeoTransform()[0] == 632529
+
+
+@pytest.mark.skipif(not QGIS_PROCESS, reason="qgis_process not installed")
+def test_qgis_process_takes_enum_names_and_refuses_positions(installed_zip, tmp_path):
+    """`UNLABELED=ignore` works; `UNLABELED=1` (a position) is refused before any work, naming the key."""
+    helptext = subprocess.run([QGIS_PROCESS, "help", "unet:trainunet"], env=installed_zip, capture_output=True, text=True,
+                              timeout=300).stdout
+    for name in ("resnet18", "resnet152", "cross-entropy+dice", "focal", "cuda"):
+        assert name in helptext
+    good = subprocess.run([QGIS_PROCESS, "run", "unet:exporttrainingchips", "--", f"INPUT={NC_IMAGE}", f"LABELS={NC_POLYGONS}",
+                           "CLASS_FIELD=label", "UNLABELED=ignore", "CHIP_SIZE=64", f"OUTPUT={tmp_path / 'ok'}"],
+                          env=installed_zip, capture_output=True, text=True, timeout=300)
+    assert good.returncode == 0, good.stdout[-2000:] + good.stderr[-2000:]
+    import json
+
+    assert json.load(open(tmp_path / "ok" / "dataset.json"))["unlabeled"] == "ignore"
+    bad = subprocess.run([QGIS_PROCESS, "run", "unet:exporttrainingchips", "--", f"INPUT={NC_IMAGE}", f"LABELS={NC_POLYGONS}",
+                          "CLASS_FIELD=label", "UNLABELED=1", "CHIP_SIZE=64", f"OUTPUT={tmp_path / 'bad'}"],
+                         env=installed_zip, capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "UNLABELED" in bad.stdout + bad.stderr and not (tmp_path / "bad").exists()

@@ -136,7 +136,7 @@ def test_esri_classified_tiles_folder_trains(small_chips, tmp_path):
 def test_report_is_self_contained(small_chips, tmp_path):
     report = str(tmp_path / "r.html")
     train(_cfg(small_chips, tmp_path, learning_rate=0.0, output_report=report, class_balancing=True,
-               loss="cross-entropy + dice"), **QUIET)
+               loss="cross-entropy+dice"), **QUIET)
     html = open(report, encoding="utf-8").read()
     assert html.count("<svg") == 3  # loss, mIoU, learning-rate curves
     assert html.count("data:image/png;base64,") >= 3 and "Confusion matrix" in html
@@ -242,3 +242,29 @@ def test_class_balancing_weights_rare_classes_more_but_bounded():
     assert w[5] / w[0] < 30 and w.max() <= 10 and w.min() >= 0.1  # not the 766× of plain inverse frequency
     assert 0.8 < np.median(w) < 1.25  # relative to the median class
     assert balancing_weights(np.array([100, 0, 100]))[1] == 1.0 and np.allclose(balancing_weights(np.array([5, 5])), 1)
+
+
+def test_output_model_that_is_a_folder_is_refused_before_training(small_chips, tmp_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    logs = []
+    with pytest.raises(UserInputError) as err:
+        train(_cfg(small_chips, tmp_path, output_model=str(folder)), log=logs.append)
+    assert err.value.parameter == "OUTPUT_MODEL" and "is a folder" in err.value.message
+    assert not any("Epoch" in m or "chips" in m for m in logs)  # nothing was read or trained
+    with pytest.raises(UserInputError) as err:
+        train(_cfg(small_chips, tmp_path, output_report=str(folder)), **QUIET)
+    assert err.value.parameter == "OUTPUT_REPORT"
+
+
+def test_a_damaged_chip_is_named_before_any_epoch(small_chips, tmp_path):
+    chips = tmp_path / "chips"
+    shutil.copytree(small_chips, chips)
+    victim = sorted(os.listdir(chips / "images"))[3]
+    data = (chips / "images" / victim).read_bytes()
+    (chips / "images" / victim).write_bytes(data[: len(data) // 2])  # truncated, as by a broken copy
+    logs = []
+    with pytest.raises(UserInputError) as err:
+        train(_cfg(str(chips), tmp_path, epochs=1), log=logs.append)
+    assert err.value.parameter == "CHIPS" and victim in err.value.message and "Export the chips again" in err.value.message
+    assert not any(m.startswith("Epoch") for m in logs) and not os.path.exists(tmp_path / "m.pt")

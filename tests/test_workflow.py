@@ -55,7 +55,7 @@ def test_model_runs_with_qgis_process(installed_zip, tmp_path):
 
     model3 = os.path.join(installed_zip["QGIS_PLUGINPATH"], PACKAGE, "resources", "unet_workflow.model3")
     args = [QGIS_PROCESS, "run", model3, "--", f"INPUT={NC_IMAGE}", f"LABELS={NC_POLYGONS}", "CLASS_FIELD=label",
-            "CHIP_SIZE=64", "BACKBONE=0", "PRETRAINED=false", "EPOCHS=1", f"CLASSIFY_INPUT={NC_IMAGE}",
+            "CHIP_SIZE=64", "BACKBONE=resnet18", "PRETRAINED=false", "EPOCHS=1", f"CLASSIFY_INPUT={NC_IMAGE}",
             f"export:Chips={tmp_path / 'chips'}", f"train:Model={tmp_path / 'model.pt'}",
             f"train:Report={tmp_path / 'report.html'}", f"classify:Classes={tmp_path / 'classes.tif'}"]
     run = subprocess.run(args, env=installed_zip, capture_output=True, text=True, timeout=600)
@@ -160,3 +160,17 @@ def test_batch_dialog_runs_every_row_and_reports_the_failing_one(provider, tiny_
         single[i] = processing.run("unet:classifyraster", dict(rows[i], OUTPUT=str(tmp_path / f"single{i}.tif")))["OUTPUT"]
         assert np.array_equal(gdal.Open(rows[i]["OUTPUT"]).ReadAsArray(), gdal.Open(single[i]).ReadAsArray())
     dialog.deleteLater()
+
+
+def test_shipped_model_stores_enum_names_not_positions(provider):
+    """A saved model keeps its meaning when an option is added: enums store 'resnet34', not 1."""
+    from qgis.core import QgsProcessingModelAlgorithm
+
+    model = QgsProcessingModelAlgorithm()
+    assert model.fromFile(MODEL3)
+    backbone = model.parameterDefinition("BACKBONE")
+    assert backbone.usesStaticStrings() and backbone.defaultValue() == "resnet34"
+    assert backbone.options() == ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+    text = open(MODEL3, encoding="utf-8").read()
+    assert 'name="uses_static_strings" type="bool" value="true"' in text or \
+        'type="bool" value="true" name="uses_static_strings"' in text

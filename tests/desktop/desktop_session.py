@@ -73,7 +73,7 @@ def run():
     step("export", chips=len(os.listdir(os.path.join(chips, "images"))))
     model = os.path.join(OUT, "model.pt")
     train = processing.runAndLoadResults("unet:trainunet", {
-        "CHIPS": chips, "BACKBONE": 0, "PRETRAINED": False, "EPOCHS": int(os.environ.get("UNET_DESKTOP_EPOCHS", "2")), "BATCH_SIZE": 8, "LEARNING_RATE": 0.002,
+        "CHIPS": chips, "BACKBONE": "resnet18", "PRETRAINED": False, "EPOCHS": int(os.environ.get("UNET_DESKTOP_EPOCHS", "2")), "BATCH_SIZE": 8, "LEARNING_RATE": 0.002,
         "OUTPUT_MODEL": model, "OUTPUT_REPORT": os.path.join(OUT, "report.html")},
         feedback=QgsProcessingFeedback(), context=context)
     step("train", model=os.path.exists(model), miou=train.get("VALIDATION_MIOU"),

@@ -135,7 +135,7 @@ def window_bounds(gt: tuple, window: Window) -> tuple[float, float, float, float
 
 
 def read_window(
-    ds: gdal.Dataset, bands: list[int], window: Window, nodata: tuple
+    ds: gdal.Dataset, bands: list[int], window: Window, nodata: tuple, parameter: str = "INPUT"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read ``bands`` in ``window``.
 
@@ -144,7 +144,13 @@ def read_window(
         type, and a boolean (height, width) mask that is False where any band is
         nodata or not finite.
     """
-    data = ds.ReadAsArray(window.col, window.row, window.width, window.height, band_list=bands)
+    try:
+        data = ds.ReadAsArray(window.col, window.row, window.width, window.height, band_list=bands)
+    except RuntimeError as exc:  # a damaged block: say where, not just "IReadBlock failed"
+        raise UserInputError(
+            parameter, f"'{ds.GetDescription()}' cannot be read at pixels {window.col}–{window.col + window.width}, "
+            f"rows {window.row}–{window.row + window.height} ({str(exc).splitlines()[0]}). The file is damaged or "
+            "incomplete; copy or export it again.") from None
     if data.ndim == 2:
         data = data[None]
     valid = np.ones(data.shape[1:], dtype=bool)

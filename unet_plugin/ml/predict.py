@@ -23,6 +23,7 @@ import torch
 from osgeo import gdal
 
 from ..core.errors import Canceled, UserInputError
+from ..core.paths import check_output_file
 from ..core.raster import (
     extent_window, gdal_cache_budget, open_raster, raster_info, read_window, same_crs, window_geotransform,
 )
@@ -376,15 +377,9 @@ def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> Class
         raise UserInputError("BATCH_SIZE", "must be at least 1.")
     for key, path in (("OUTPUT", config.output), ("OUTPUT_CONFIDENCE", config.output_confidence)):
         if path:
+            check_output_file(path, key)
             if key == "OUTPUT":
                 driver_for(path)  # refuses formats GDAL cannot write, before any work
-            folder = os.path.dirname(os.path.abspath(path))
-            try:
-                os.makedirs(folder, exist_ok=True)
-            except OSError as exc:
-                raise UserInputError(key, f"cannot create folder '{folder}': {exc.strerror}.") from None
-            if not os.access(folder, os.W_OK):
-                raise UserInputError(key, f"'{folder}' is not writable; choose another location.")
     check_input(ds, info, meta, bands, _warn)
 
     classes = meta["classes"]

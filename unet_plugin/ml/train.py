@@ -17,12 +17,14 @@ from osgeo import gdal
 
 from ..core.dataset import ChipDataset, load_chip_dataset, spatial_split
 from ..core.errors import Canceled, UserInputError
+from ..core.paths import check_output_file
 from .encoders import EncoderWeightsError, imagenet_state_dict, load_weights_file
 from .modelfile import ModelFileError, read_model_file, save_model
 from .unet import UNet
 
 IGNORE = 255
-LOSSES = ("cross-entropy", "focal", "cross-entropy + dice")
+LOSSES = ("cross-entropy", "focal", "cross-entropy+dice")
+LOSS_ALIASES = {"cross-entropy + dice": "cross-entropy+dice"}  # its name before 0.2.0
 IN_MEMORY_BUDGET = 4 * 1024**3  # chips beyond this are read from disk each epoch
 
 
@@ -48,6 +50,7 @@ class TrainConfig:
     device: str = "auto"
     seed: int = 42
     output_report: str | None = None
+    output_onnx: str | None = None
 
 
 @dataclass
@@ -69,6 +72,7 @@ class TrainResult:
     chips_train: int = 0
     chips_val: int = 0
     val_examples: list = field(default_factory=list)
+    onnx_path: str | None = None
 
 
 def pick_device(name: str) -> torch.device:
@@ -97,6 +101,14 @@ class ChipTensors:
             self.cache = (torch.from_numpy(np.stack([p[0] for p in pairs])), torch.from_numpy(np.stack([p[1] for p in pairs])))
 
     def _read(self, i: int):
+        try:
+            return self._read_chip(i)
+        except RuntimeError as exc:  # a truncated or damaged GeoTIFF: name it, not IReadBlock
+            raise UserInputError(
+                "CHIPS", f"chip {os.path.basename(self.data.image_paths[i])} (or its label) cannot be read: "
+                f"{str(exc).splitlines()[0]}. Export the chips again, or delete the damaged chip and its label.") from None
+
+    def _read_chip(self, i: int):
         img = gdal.Open(self.data.image_paths[i]).ReadAsArray()
         if img.ndim == 2:
             img = img[None]
@@ -157,6 +169,7 @@ def balancing_weights(counts: np.ndarray, cap: float = 10.0) -> np.ndarray:
 
 def make_loss(kind: str, weight: torch.Tensor | None) -> Callable:
     """The training loss; label 255 never counts."""
+    kind = LOSS_ALIASES.get(kind, kind)
     if kind not in LOSSES:
         raise UserInputError("LOSS", f"unknown loss '{kind}'; choose one of {', '.join(LOSSES)}.")
 
@@ -178,7 +191,7 @@ def make_loss(kind: str, weight: torch.Tensor | None) -> Callable:
         dice = 1 - ((2 * inter + 1) / (denom + 1)).mean()
         return ce(logits, target) + dice
 
-    return {"cross-entropy": ce, "focal": focal, "cross-entropy + dice": ce_dice}[kind]
+    return {"cross-entropy": ce, "focal": focal, "cross-entropy+dice": ce_dice}[kind]
 
 
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, k: int) -> torch.Tensor:
@@ -296,17 +309,6 @@ def check_fine_tuning(meta: dict, data: ChipDataset, classes: list[dict]) -> Non
                 "scaled like the model's (same sensor, units and processing level).")
 
 
-def _check_writable(path: str, parameter: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path)) or "."
-    if not os.path.isdir(folder):
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as exc:
-            raise UserInputError(parameter, f"cannot create folder '{folder}': {exc.strerror}.") from None
-    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise UserInputError(parameter, f"'{path}' cannot be written (no permission). Choose another file.")
-
-
 def train(
     config: TrainConfig,
     progress: Callable[[float], None] = lambda f: None,
@@ -326,9 +328,16 @@ def train(
         raise UserInputError("BATCH_SIZE", "must be at least 1.")
     if not 0 <= config.validation_percent < 100:
         raise UserInputError("VALIDATION_PERCENT", "must be from 0 to 99.")
-    _check_writable(config.output_model, "OUTPUT_MODEL")
+    check_output_file(config.output_model, "OUTPUT_MODEL")
     if config.output_report:
-        _check_writable(config.output_report, "OUTPUT_REPORT")
+        check_output_file(config.output_report, "OUTPUT_REPORT")
+    if config.output_onnx:
+        check_output_file(config.output_onnx, "OUTPUT_ONNX")
+        import importlib.util
+
+        if importlib.util.find_spec("onnx") is None:
+            raise UserInputError("OUTPUT_ONNX", "writing ONNX needs the 'onnx' package: install it into QGIS's Python "
+                                                "(python -m pip install onnx), or leave OUTPUT_ONNX empty.")
     device = pick_device(config.device)
     encoder_state = None
     if not config.init_model and (config.encoder_weights or config.pretrained):
@@ -427,7 +436,24 @@ def train(
 
         write_report(config.output_report, result, data, config)
         result.report_path = config.output_report
+    if config.output_onnx:
+        result.onnx_path = _write_onnx(result.model_path, config.output_onnx, log)
     return result
+
+
+def _write_onnx(model_path: str, onnx_path: str, log) -> str:
+    """The best model as ONNX for Deepness and other runtimes, written whole or not at all."""
+    from .onnx_export import export_onnx
+
+    partial = onnx_path + ".partial"
+    try:
+        export_onnx(model_path, partial)
+        os.replace(partial, onnx_path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+    log(f"ONNX model for Deepness and other ONNX runtimes written to {onnx_path}.")
+    return onnx_path
 
 
 def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_canceled, log, classes, data, mean, std):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import traceback
 
-from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterDefinition
+from qgis.core import (
+    QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterDefinition, QgsProcessingParameterEnum,
+)
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
@@ -23,8 +25,17 @@ def tr(text: str) -> str:
 
 def advanced(param):
     """Mark a parameter as advanced (collapsed in the dialog) and return it."""
-    param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    param.setFlags(param.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
     return param
+
+
+def enum_param(key: str, description: str, options: list[str], default: str):
+    """An enum parameter whose values are its option names (``BACKBONE=resnet34``), not positions.
+
+    Static strings (QGIS ≥ 3.18) are what ``qgis_process``, scripts and ``.model3`` files store,
+    so inserting an option never changes what a saved model or script means.
+    """
+    return QgsProcessingParameterEnum(key, description, options, defaultValue=default, usesStaticStrings=True)
 
 
 def with_help(param, text: str):
@@ -80,6 +91,10 @@ class UnetAlgorithm(QgsProcessingAlgorithm):
         except Canceled as exc:
             traceback.clear_frames(exc.__traceback__)
             raise QgsProcessingException(tr("Canceled; partial outputs were removed.")) from None
+
+    def enum_value(self, parameters, key, context) -> str:
+        """The chosen option's name of an :func:`enum_param`."""
+        return self.parameterAsEnumString(parameters, key, context)
 
     def extent_in(self, parameters, key, context, crs):
         """The EXTENT parameter in ``crs`` as (xmin, ymin, xmax, ymax), or None when not set."""

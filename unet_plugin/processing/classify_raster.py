@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 
 from qgis.core import (
-    QgsProcessingLayerPostProcessorInterface, QgsProcessingParameterBoolean, QgsProcessingParameterEnum,
+    QgsProcessingLayerPostProcessorInterface, QgsProcessingParameterBoolean,
     QgsProcessingParameterExtent, QgsProcessingParameterFile, QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
 )
 
 from ..core.errors import UserInputError
-from .base import DEVICES, UnetAlgorithm, advanced, log_of, progress_of, tr, warn_of, with_help
+from .base import DEVICES, UnetAlgorithm, enum_param, advanced, log_of, progress_of, tr, warn_of, with_help
 
 
 class ClassStyle(QgsProcessingLayerPostProcessorInterface):
@@ -64,15 +64,15 @@ class ClassifyRaster(UnetAlgorithm):
                                     tr("A model file (.pt) from Train U-Net.")))
         self.addParameter(with_help(QgsProcessingParameterExtent(self.EXTENT, tr("Extent"), optional=True),
                                     tr("Area to classify. Empty: the whole raster.")))
-        self.addParameter(advanced(with_help(QgsProcessingParameterNumber(self.TILE_SIZE, tr("Tile size (pixels)"), QgsProcessingParameterNumber.Integer, 0, minValue=0),
+        self.addParameter(advanced(with_help(QgsProcessingParameterNumber(self.TILE_SIZE, tr("Tile size (pixels)"), QgsProcessingParameterNumber.Type.Integer, 0, minValue=0),
                                              tr("Tile width and height, a multiple of 32. 0: the model's chip size."))))
-        self.addParameter(advanced(with_help(QgsProcessingParameterNumber(self.OVERLAP, tr("Tile overlap (%)"), QgsProcessingParameterNumber.Integer, 25, minValue=0, maxValue=75),
+        self.addParameter(advanced(with_help(QgsProcessingParameterNumber(self.OVERLAP, tr("Tile overlap (%)"), QgsProcessingParameterNumber.Type.Integer, 25, minValue=0, maxValue=75),
                                              tr("Overlap between neighbouring tiles; overlaps are blended to avoid seams."))))
-        self.addParameter(advanced(with_help(QgsProcessingParameterNumber(self.BATCH_SIZE, tr("Batch size"), QgsProcessingParameterNumber.Integer, 4, minValue=1),
+        self.addParameter(advanced(with_help(QgsProcessingParameterNumber(self.BATCH_SIZE, tr("Batch size"), QgsProcessingParameterNumber.Type.Integer, 4, minValue=1),
                                              tr("Tiles per forward pass."))))
         self.addParameter(advanced(with_help(QgsProcessingParameterBoolean(self.TTA, tr("Test-time augmentation"), False),
                                              tr("Average the predictions of the 8 flips and rotations (8× slower, a little more accurate)."))))
-        self.addParameter(advanced(with_help(QgsProcessingParameterEnum(self.DEVICE, tr("Device"), DEVICES, defaultValue=0),
+        self.addParameter(advanced(with_help(enum_param(self.DEVICE, tr("Device"), DEVICES, "auto"),
                                              tr("auto: a CUDA GPU when present, else the CPU."))))
         self.addParameter(with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, tr("Classified raster")),
                                     tr("The class raster.")))
@@ -96,7 +96,7 @@ class ClassifyRaster(UnetAlgorithm):
             overlap=self.parameterAsInt(parameters, self.OVERLAP, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             tta=self.parameterAsBool(parameters, self.TTA, context),
-            device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+            device=self.enum_value(parameters, self.DEVICE, context),
             output_confidence=confidence or None,
         )
         classify(cfg, progress_of(feedback), feedback.isCanceled, log_of(feedback), warn_of(feedback))

@@ -9,7 +9,7 @@ import tempfile
 from qgis.core import (
     QgsFeature, QgsFeatureRequest, QgsFeatureSink, QgsField, QgsFields,
     QgsGeometry, QgsProcessing, QgsProcessingOutputNumber, QgsProcessingParameterBand,
-    QgsProcessingParameterEnum, QgsProcessingParameterExtent, QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterExtent, QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource, QgsProcessingParameterField, QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer, QgsRectangle, QgsWkbTypes,
 )
@@ -18,7 +18,7 @@ from qgis.PyQt.QtCore import QVariant
 from ..core.chips import ExportConfig, export_chips
 from ..core.errors import UserInputError
 from ..core.labels import class_codes, write_polygons
-from .base import UnetAlgorithm, advanced, log_of, progress_of, tr, warn_of, with_help
+from .base import UnetAlgorithm, advanced, enum_param, log_of, progress_of, tr, warn_of, with_help
 
 UNLABELED = ["background", "ignore"]
 
@@ -49,29 +49,29 @@ class ExportTrainingChips(UnetAlgorithm):
                                     tr("The image to cut chips from, any data type and band count.")))
         self.addParameter(with_help(QgsProcessingParameterBand(self.BANDS, tr("Bands"), None, self.INPUT, optional=True, allowMultiple=True),
                                     tr("Bands to export, in this order. Empty: all bands.")))
-        self.addParameter(with_help(QgsProcessingParameterFeatureSource(self.LABELS, tr("Class polygons"), [QgsProcessing.TypeVectorPolygon], optional=True),
+        self.addParameter(with_help(QgsProcessingParameterFeatureSource(self.LABELS, tr("Class polygons"), [QgsProcessing.SourceType.TypeVectorPolygon], optional=True),
                                     tr("Polygons of the classes, in any CRS. Give these or a label raster.")))
-        self.addParameter(with_help(QgsProcessingParameterField(self.CLASS_FIELD, tr("Class field"), None, self.LABELS, QgsProcessingParameterField.Any, optional=True),
+        self.addParameter(with_help(QgsProcessingParameterField(self.CLASS_FIELD, tr("Class field"), None, self.LABELS, QgsProcessingParameterField.DataType.Any, optional=True),
                                     tr("Field with class codes 1–254 or class names. Empty: every polygon is class 1.")))
         self.addParameter(with_help(QgsProcessingParameterRasterLayer(self.LABEL_RASTER, tr("Label raster"), optional=True),
                                     tr("A classified raster (values 1–254) instead of polygons, on any grid.")))
-        self.addParameter(with_help(QgsProcessingParameterFeatureSource(self.MASK, tr("Labelled areas (mask)"), [QgsProcessing.TypeVectorPolygon], optional=True),
+        self.addParameter(with_help(QgsProcessingParameterFeatureSource(self.MASK, tr("Labelled areas (mask)"), [QgsProcessing.SourceType.TypeVectorPolygon], optional=True),
                                     tr("Polygons where labels are known. Chips are cut only there; pixels outside are ignored.")))
-        self.addParameter(with_help(QgsProcessingParameterEnum(self.UNLABELED, tr("Unlabelled pixels are"), [tr("background"), tr("ignore")], defaultValue=0),
+        self.addParameter(with_help(enum_param(self.UNLABELED, tr("Unlabelled pixels are"), UNLABELED, "background"),
                                     tr("What pixels outside every label polygon mean: background (class 0) or unknown (ignored in training).")))
         self.addParameter(with_help(QgsProcessingParameterExtent(self.EXTENT, tr("Extent"), optional=True),
                                     tr("Area to cut chips from. Empty: the whole image.")))
-        self.addParameter(with_help(QgsProcessingParameterNumber(self.CHIP_SIZE, tr("Chip size (pixels)"), QgsProcessingParameterNumber.Integer, 256, minValue=32),
+        self.addParameter(with_help(QgsProcessingParameterNumber(self.CHIP_SIZE, tr("Chip size (pixels)"), QgsProcessingParameterNumber.Type.Integer, 256, minValue=32),
                                     tr("Width and height of the chips in pixels, a multiple of 32.")))
-        self.addParameter(advanced(with_help(QgsProcessingParameterNumber(self.STRIDE, tr("Stride (pixels)"), QgsProcessingParameterNumber.Integer, 0, minValue=0),
+        self.addParameter(advanced(with_help(QgsProcessingParameterNumber(self.STRIDE, tr("Stride (pixels)"), QgsProcessingParameterNumber.Type.Integer, 0, minValue=0),
                                              tr("Pixels between chip origins. 0: the chip size (no overlap); smaller values make overlapping chips."))))
-        self.addParameter(advanced(with_help(QgsProcessingParameterNumber(self.MIN_LABELED, tr("Minimum labelled share (%)"), QgsProcessingParameterNumber.Double, 0, minValue=0, maxValue=100),
+        self.addParameter(advanced(with_help(QgsProcessingParameterNumber(self.MIN_LABELED, tr("Minimum labelled share (%)"), QgsProcessingParameterNumber.Type.Double, 0, minValue=0, maxValue=100),
                                              tr("Skip chips with a smaller share of pixels of a non-background class."))))
-        self.addParameter(advanced(with_help(QgsProcessingParameterNumber(self.MAX_NODATA, tr("Maximum nodata share (%)"), QgsProcessingParameterNumber.Double, 50, minValue=0, maxValue=100),
+        self.addParameter(advanced(with_help(QgsProcessingParameterNumber(self.MAX_NODATA, tr("Maximum nodata share (%)"), QgsProcessingParameterNumber.Type.Double, 50, minValue=0, maxValue=100),
                                              tr("Skip chips with a larger share of image nodata."))))
         self.addParameter(with_help(QgsProcessingParameterFolderDestination(self.OUTPUT, tr("Output chip folder")),
                                     tr("A new or empty folder for the chip data set.")))
-        self.addParameter(with_help(QgsProcessingParameterFeatureSink(self.FOOTPRINTS, tr("Chip footprints"), QgsProcessing.TypeVectorPolygon, optional=True, createByDefault=False),
+        self.addParameter(with_help(QgsProcessingParameterFeatureSink(self.FOOTPRINTS, tr("Chip footprints"), QgsProcessing.SourceType.TypeVectorPolygon, optional=True, createByDefault=False),
                                     tr("One polygon per chip with its id and label shares.")))
         self.addOutput(QgsProcessingOutputNumber(self.CHIP_COUNT, tr("Number of chips")))
 
@@ -103,7 +103,7 @@ class ExportTrainingChips(UnetAlgorithm):
                 bands=self.parameterAsInts(parameters, self.BANDS, context) or None,
                 labels=labels_path, classes=classes,
                 label_raster=label_raster.source() if label_raster is not None else None,
-                mask=mask_path, unlabeled=UNLABELED[self.parameterAsEnum(parameters, self.UNLABELED, context)],
+                mask=mask_path, unlabeled=self.enum_value(parameters, self.UNLABELED, context),
                 extent=extent, chip_size=self.parameterAsInt(parameters, self.CHIP_SIZE, context),
                 stride=self.parameterAsInt(parameters, self.STRIDE, context),
                 min_labeled=self.parameterAsDouble(parameters, self.MIN_LABELED, context),
@@ -142,18 +142,18 @@ class ExportTrainingChips(UnetAlgorithm):
 
     def _footprints(self, parameters, context, crs, result):
         fields = QgsFields()
-        fields.append(QgsField("chip_id", QVariant.String))
-        fields.append(QgsField("col", QVariant.Int))
-        fields.append(QgsField("row", QVariant.Int))
+        fields.append(QgsField("chip_id", QVariant.Type.String))
+        fields.append(QgsField("col", QVariant.Type.Int))
+        fields.append(QgsField("row", QVariant.Type.Int))
         for c in result.classes:
-            fields.append(QgsField(f"share_{c['value']}", QVariant.Double))
-        fields.append(QgsField("share_ignored", QVariant.Double))
-        sink, dest = self.parameterAsSink(parameters, self.FOOTPRINTS, context, fields, QgsWkbTypes.Polygon, crs)
+            fields.append(QgsField(f"share_{c['value']}", QVariant.Type.Double))
+        fields.append(QgsField("share_ignored", QVariant.Type.Double))
+        sink, dest = self.parameterAsSink(parameters, self.FOOTPRINTS, context, fields, QgsWkbTypes.Type.Polygon, crs)
         for chip in result.chips:
             f = QgsFeature(fields)
             f.setGeometry(QgsGeometry.fromRect(QgsRectangle(*chip["bounds"])))
             shares = chip["label_shares"]
             f.setAttributes([chip["id"], chip["col"], chip["row"]]
                             + [shares.get(str(c["value"]), 0.0) for c in result.classes] + [shares.get("255", 0.0)])
-            sink.addFeature(f, QgsFeatureSink.FastInsert)
+            sink.addFeature(f, QgsFeatureSink.Flag.FastInsert)
         return dest

@@ -1,0 +1,141 @@
+"""Mutation check: apply small deliberate bugs to core/ and ml/ and see whether the tests notice.
+
+Each mutation is applied to a scratch copy of the checkout (never to this one), then the tests
+that should catch it run there with ``-x``. A mutation the tests let pass "survives": either a
+test is missing, or the mutation does not change behaviour (then say why and drop it).
+
+    bash scripts/test.sh --version >/dev/null   # makes the venv once
+    ~/.cache/qgis-unet-venv/bin/python scripts/mutate.py            # all mutations
+    ~/.cache/qgis-unet-venv/bin/python scripts/mutate.py blend swap  # those whose name contains a word
+
+Prints one line per mutation and exits 1 when any survives.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORRECTNESS = "tests/test_correctness.py"
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str  # relative to the checkout
+    old: str  # must occur exactly once
+    new: str
+    tests: tuple[str, ...]
+
+
+MUTATIONS = [
+    # the list of issue 13
+    Mutation("no blending: the last tile overwrites", "unet_plugin/ml/predict.py",
+             "acc[:, :, c:c + tw] += p * weights\n                        wsum[:, c:c + tw] += weights",
+             "acc[:, :, c:c + tw] = p * weights\n                        wsum[:, c:c + tw] = weights",
+             (CORRECTNESS, "tests/test_classify.py")),
+    Mutation("the last two classes swapped in classification", "unet_plugin/ml/predict.py",
+             'lut = np.array([int(c["value"]) for c in classes], dtype=np.uint8)',
+             'lut = np.array([int(c["value"]) for c in classes], dtype=np.uint8); lut[[-1, -2]] = lut[[-2, -1]]',
+             (CORRECTNESS, "tests/test_classify.py")),
+    Mutation("confidence not divided by the weight sum", "unet_plugin/ml/predict.py",
+             "conf, idx = prob.max(0)", 'conf, idx = state["acc"][:, :nrows, a:b].max(0)',
+             (CORRECTNESS, "tests/test_classify.py")),
+    Mutation("class-balancing weights inverted where training uses them", "unet_plugin/ml/train.py",
+             "w = balancing_weights(counts)", "w = 1.0 / balancing_weights(counts)",
+             (CORRECTNESS, "tests/test_train.py")),
+    Mutation("label-raster nodata becomes background", "unet_plugin/core/chips.py",
+             "local.width, local.height), label_nodata, IGNORE)", "local.width, local.height), label_nodata, 0)",
+             (CORRECTNESS, "tests/test_export.py")),
+    Mutation("augmentation rotates labels the other way", "unet_plugin/ml/train.py",
+             "torch.rot90(yi, k, (-2, -1))", "torch.rot90(yi, -k, (-2, -1))",
+             (CORRECTNESS, "tests/test_train.py")),
+    Mutation("classification does not zero nodata like training", "unet_plugin/ml/predict.py",
+             "x[:, ~valid] = 0.0", "pass",
+             (CORRECTNESS, "tests/test_classify.py")),
+    # the defects of issue 13, put back
+    Mutation("label grids compared with np.allclose", "unet_plugin/core/labels.py",
+             "same_grid(src.GetGeoTransform(), info)", "np.allclose(src.GetGeoTransform(), info.geotransform)",
+             (CORRECTNESS, "tests/test_export.py")),
+    Mutation("label raster resampled onto a north-up grid", "unet_plugin/core/labels.py",
+             "    dst = _create_like(out_path, info, window, fill)\n"
+             '    gdal.Warp(dst, src, resampleAlg="near", srcNodata=src_nodata, warpOptions=[f"INIT_DEST={fill}"])\n',
+             "    xmin, ymin, xmax, ymax = window_bounds(info.geotransform, window)\n"
+             '    dst = gdal.Warp(out_path, src, format="GTiff", outputBounds=(xmin, ymin, xmax, ymax), width=window.width,\n'
+             '                    height=window.height, dstSRS=info.crs_wkt, resampleAlg="near", outputType=gdal.GDT_Byte,\n'
+             '                    srcNodata=src_nodata, warpOptions=[f"INIT_DEST={fill}"])\n',
+             (CORRECTNESS, "tests/test_export.py")),
+    Mutation("ONNX cache key without the model's content", "unet_plugin/ml/predict.py",
+             'ident = f"{model_digest}|{channels}', 'ident = f"{channels}',
+             (CORRECTNESS, "tests/test_classify.py")),
+    Mutation("GDAL cache saved and restored per run", "unet_plugin/core/raster.py",
+             '        if _budget["runs"] == 0:\n            _budget["saved"] = gdal.GetCacheMax()',
+             '        if True:\n            _budget["saved"] = gdal.GetCacheMax()',
+             (CORRECTNESS,)),
+    Mutation("fine-tuning compares class values only", "unet_plugin/ml/train.py",
+             'ours = [(int(c["value"]), str(c["name"])) for c in meta["classes"]]',
+             'ours = [(int(c["value"]), str(c["name"])) for c in classes]',
+             (CORRECTNESS, "tests/test_train.py")),
+    # more of the same kind
+    Mutation("flat blend weights", "unet_plugin/ml/predict.py",
+             "return np.maximum(np.minimum(i + 0.5, n - i - 0.5) / (n / 2), 0.01)", "return np.ones(n, dtype=np.float32)",
+             (CORRECTNESS, "tests/test_classify.py")),
+    Mutation("classification divides by std squared", "unet_plugin/ml/predict.py",
+             "x = (data.astype(np.float32) - mean) / std", "x = (data.astype(np.float32) - mean) / std / std",
+             (CORRECTNESS, "tests/test_classify.py")),
+    Mutation("export keeps labels under image nodata", "unet_plugin/core/chips.py",
+             "            label[~valid] = IGNORE\n", "",
+             (CORRECTNESS, "tests/test_export.py")),
+    Mutation("training labels under image nodata kept", "unet_plugin/ml/train.py",
+             "        y[~valid] = IGNORE\n", "",
+             ("tests/test_train.py",)),
+]
+
+
+def _copy_checkout(dest: str) -> None:
+    ignore = shutil.ignore_patterns(".git", "dist", "__pycache__", "*.pyc", "demo_output", ".pytest_cache")
+    shutil.copytree(ROOT, dest, ignore=ignore, symlinks=True)
+
+
+def run(mutation: Mutation, python: str) -> tuple[bool, float, str]:
+    """Apply ``mutation`` in a scratch copy and run its tests; (killed, seconds, last line)."""
+    with tempfile.TemporaryDirectory(prefix="unet-mutant-") as tmp:
+        copy = os.path.join(tmp, "checkout")
+        _copy_checkout(copy)
+        target = os.path.join(copy, mutation.path)
+        text = open(target, encoding="utf-8").read()
+        if text.count(mutation.old) != 1:
+            raise SystemExit(f"mutation '{mutation.name}': the code to mutate occurs {text.count(mutation.old)} times "
+                             f"in {mutation.path}; update scripts/mutate.py")
+        with open(target, "w", encoding="utf-8") as f:
+            f.write(text.replace(mutation.old, mutation.new))
+        env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+        t0 = time.time()
+        proc = subprocess.run([python, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutation.tests],
+                              cwd=copy, env=env, capture_output=True, text=True)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+        return proc.returncode != 0, time.time() - t0, lines[-1] if lines else proc.stderr[-200:]
+
+
+def main(argv: list[str]) -> int:
+    python = sys.executable
+    chosen = [m for m in MUTATIONS if not argv or any(w.lower() in m.name.lower() for w in argv)]
+    survivors = []
+    for m in chosen:
+        killed, seconds, last = run(m, python)
+        print(f"{'killed  ' if killed else 'SURVIVED'} {seconds:6.0f} s  {m.name}  ({last})", flush=True)
+        if not killed:
+            survivors.append(m.name)
+    print(f"{len(chosen) - len(survivors)} of {len(chosen)} mutations killed" +
+          (f"; survivors: {', '.join(survivors)}" if survivors else ""))
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
