@@ -231,14 +231,6 @@ Labels sind Klassenpolygone (mit einem Klassenfeld aus Codes 1–254 oder Klasse
       <translation>Chip-Umrisse</translation>
     </message>
     <message>
-      <source>background</source>
-      <translation>Hintergrund</translation>
-    </message>
-    <message>
-      <source>ignore</source>
-      <translation>ignorieren</translation>
-    </message>
-    <message>
       <source>Stride (pixels)</source>
       <translation>Schrittweite (Pixel)</translation>
     </message>
@@ -387,6 +379,10 @@ Ein Teil der Chips wird in räumlichen Blöcken, getrennt von den Trainingschips
       <translation>HTML-Dateien (*.html)</translation>
     </message>
     <message>
+      <source>The best model also as ONNX, with the metadata the Deepness plugin reads (needs the onnx package).</source>
+      <translation>Das beste Modell zusätzlich als ONNX, mit den Metadaten, die das Deepness-Plugin liest (benötigt das Paket onnx).</translation>
+    </message>
+    <message>
       <source>Local encoder weights</source>
       <translation>Lokale Encoder-Gewichte</translation>
     </message>
@@ -425,6 +421,14 @@ Ein Teil der Chips wird in räumlichen Blöcken, getrennt von den Trainingschips
     <message>
       <source>Random seed</source>
       <translation>Zufalls-Seed</translation>
+    </message>
+    <message>
+      <source>Model as ONNX</source>
+      <translation>Modell als ONNX</translation>
+    </message>
+    <message>
+      <source>ONNX models (*.onnx)</source>
+      <translation>ONNX-Modelle (*.onnx)</translation>
     </message>
   </context>
 </TS>

@@ -26,6 +26,14 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   echo "$want" > "$stamp"
 fi
 
+# arcgis.learn's own source, the judge of our Esri Classified Tiles files in the tests (its wheel
+# only: the package imports too much to import whole; tests load the functions they need)
+WHEELS="$VENV/wheels"
+if ! ls "$WHEELS"/arcgis-2.4.1-*.whl >/dev/null 2>&1; then
+  echo ">> downloading the arcgis 2.4.1 wheel (tests only)" >&2
+  "$VENV/bin/python" -m pip download -q --disable-pip-version-check --no-deps arcgis==2.4.1 -d "$WHEELS" >&2
+fi
+
 # compiled translations (.qm) from the committed .ts sources
 for ts in "$ROOT"/i18n/*.ts; do
   [ -e "$ts" ] || continue

@@ -39,6 +39,7 @@ class ChipDataset:
     pixel_size: list[float]
     data_type: str
     nodata: list
+    georeferenced: bool = True     # False: chips without world files (the split follows the chip order)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -92,23 +93,60 @@ def _load_ours(folder: str, parameter: str) -> ChipDataset:
     )
 
 
-def _load_esri(folder: str, parameter: str) -> ChipDataset:
-    emd_path = os.path.join(folder, "esri_model_definition.emd")
-    emd = {}
-    if os.path.exists(emd_path):
-        with open(emd_path, encoding="utf-8") as f:
-            emd = json.load(f)
-    pairs = []
+ESRI_CHIP_EXTENSIONS = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".mrf")
+
+
+def _esri_classes(emd: dict, accumulated: dict) -> list[dict]:
+    """Classes from Pro's metadata: ``Value``/``Name``/``Color`` or ``ClassValue``/``ClassName``/``ClassColor``.
+
+    Pro writes ``[-1, -1, -1]`` for "no colour"; such classes (and any colour outside 0–255) get
+    the plugin's default colour, so class rasters and styles get real ones.
+    """
+    listed = emd.get("Classes") or accumulated.get("Classes") or []
+    classes = []
+    for c in listed:
+        value = c.get("Value", c.get("ClassValue"))
+        if value is None:
+            continue
+        value = int(value)
+        if value in (0, IGNORE):  # Esri's NoData, and our own ignore class when the folder is ours
+            continue
+        color = c.get("Color", c.get("ClassColor"))
+        if not isinstance(color, (list, tuple)) or len(color) < 3 or any(not 0 <= int(v) <= 255 for v in color[:3]):
+            color = default_color(value)
+        classes.append({"value": value, "name": str(c.get("Name", c.get("ClassName", f"class {value}"))),
+                        "color": [int(v) for v in color[:3]], "pixel_count": 0})
+    return classes
+
+
+def _read_map(folder: str) -> list[tuple[str, str]]:
+    """(image, label) paths from map.txt (Windows separators, CRLF, trailing blanks), else from images/."""
     map_path = os.path.join(folder, "map.txt")
+    pairs = []
     if os.path.exists(map_path):
-        with open(map_path, encoding="utf-8") as f:
+        with open(map_path, encoding="utf-8-sig") as f:
             for line in f:
                 parts = line.split()
                 if len(parts) >= 2:
-                    pairs.append(tuple(os.path.join(folder, p.replace("\\", "/")) for p in parts[:2]))
-    else:
-        for img in sorted(glob.glob(os.path.join(folder, "images", "*.tif"))):
+                    pairs.append(tuple(os.path.join(folder, *p.replace("\\", "/").split("/")) for p in parts[:2]))
+        return pairs
+    for img in sorted(glob.glob(os.path.join(folder, "images", "*"))):
+        if img.lower().endswith(ESRI_CHIP_EXTENSIONS):
             pairs.append((img, os.path.join(folder, "labels", os.path.basename(img))))
+    return pairs
+
+
+def _load_esri(folder: str, parameter: str) -> ChipDataset:
+    emd, accumulated = {}, {}
+    for name, target in (("esri_model_definition.emd", emd), ("esri_accumulated_stats.json", accumulated)):
+        path = os.path.join(folder, name)
+        if os.path.exists(path):
+            try:
+                with open(path, encoding="utf-8-sig") as f:
+                    target.update(json.load(f))
+            except (OSError, ValueError) as exc:
+                raise UserInputError(parameter, f"'{path}' cannot be read as JSON ({exc}).") from None
+    pairs = _read_map(folder)
     missing = [p for pair in pairs for p in pair if not os.path.exists(p)]
     if missing:
         raise UserInputError(parameter, f"{len(missing)} chip files listed in map.txt are missing, e.g. {missing[0]}")
@@ -117,24 +155,30 @@ def _load_esri(folder: str, parameter: str) -> ChipDataset:
     first = gdal.Open(pairs[0][0])
     n_bands = first.RasterCount
     band0 = first.GetRasterBand(1)
-    classes = [
-        {"value": int(c["Value"]), "name": str(c.get("Name", f"class {c['Value']}")),
-         "color": list(c.get("Color", default_color(int(c["Value"]))))[:3], "pixel_count": 0}
-        for c in emd.get("Classes", [])
-    ]
-    # statistics and class counts over the chips themselves (Esri's stats omit what we need)
-    count, total, totalsq = 0, np.zeros(n_bands), np.zeros(n_bands)
+    if first.RasterXSize != first.RasterYSize:
+        raise UserInputError(
+            parameter, f"the chips are {first.RasterXSize}×{first.RasterYSize} px; Train U-Net trains on square chips "
+            "(they are rotated by 90° while training). Export square tiles (Tile Size X = Tile Size Y in ArcGIS Pro).")
+    classes = _esri_classes(emd, accumulated)
+    nodata = [first.GetRasterBand(i + 1).GetNoDataValue() for i in range(n_bands)]
+    # statistics over valid pixels of the chips themselves (a sample of at most ~200), class counts over all labels
+    count, total, totalsq = np.zeros(n_bands), np.zeros(n_bands), np.zeros(n_bands)
     hist = np.zeros(256, dtype=np.int64)
-    step = max(1, len(pairs) // 200)  # a sample of at most ~200 chips for the band statistics
+    step = max(1, len(pairs) // 200)
+    georeferenced = True
     for i, (img, lbl) in enumerate(pairs):
         if i % step == 0:
             a = gdal.Open(img).ReadAsArray().astype(np.float64).reshape(n_bands, -1)
-            count += a.shape[1]
-            total += a.sum(1)
-            totalsq += np.square(a).sum(1)
+            for b in range(n_bands):
+                v = a[b][np.isfinite(a[b])]
+                if nodata[b] is not None:
+                    v = v[v != nodata[b]]
+                count[b] += v.size
+                total[b] += v.sum()
+                totalsq[b] += np.square(v).sum()
         hist += np.bincount(gdal.Open(lbl).ReadAsArray().ravel().astype(np.int64).clip(0, 255), minlength=256)
-    mean = total / max(count, 1)
-    std = np.sqrt(np.maximum(totalsq / max(count, 1) - mean**2, 0))
+    mean = total / np.maximum(count, 1)
+    std = np.sqrt(np.maximum(totalsq / np.maximum(count, 1) - mean**2, 0))
     known = {c["value"] for c in classes}
     for v in np.nonzero(hist[1:IGNORE])[0] + 1:
         if int(v) not in known:
@@ -145,14 +189,22 @@ def _load_esri(folder: str, parameter: str) -> ChipDataset:
         classes.append({"value": 0, "name": "background", "color": default_color(0), "pixel_count": int(hist[0])})
     classes.sort(key=lambda c: c["value"])
     ids = [os.path.splitext(os.path.basename(img))[0] for img, _ in pairs]
+    bounds = [_chip_bounds(p[0]) for p in pairs]
+    if len(set(bounds)) < len(bounds) // 2 + 1:  # no world files: every chip at the same place
+        georeferenced = False
+        w = first.RasterXSize
+        # chips in map.txt order side by side: Pro writes them tile by tile, so runs of
+        # consecutive chips stand in for spatial blocks
+        bounds = [(i * w, 0.0, (i + 1) * w, float(w)) for i in range(len(pairs))]
+    gt = first.GetGeoTransform()
     return ChipDataset(
         folder=folder, kind="esri", ids=ids, image_paths=[p[0] for p in pairs], label_paths=[p[1] for p in pairs],
-        bounds=[_chip_bounds(p[0]) for p in pairs], classes=classes,
+        bounds=bounds, classes=classes,
         statistics=[{"band": i + 1, "mean": float(mean[i]), "std": float(std[i])} for i in range(n_bands)],
         bands=[{"index": i + 1, "name": f"Band {i + 1}"} for i in range(n_bands)],
         chip_size=first.RasterXSize, crs=first.GetProjection(),
-        pixel_size=[abs(first.GetGeoTransform()[1]), abs(first.GetGeoTransform()[5])],
-        data_type=gdal.GetDataTypeName(band0.DataType), nodata=[band0.GetNoDataValue()] * n_bands,
+        pixel_size=[abs(gt[1]), abs(gt[5])] if georeferenced else [],
+        data_type=gdal.GetDataTypeName(band0.DataType), nodata=nodata, georeferenced=georeferenced,
     )
 
 

@@ -367,6 +367,9 @@ def train(
         )
     log(f"{len(data)} chips ({data.kind} format), {len(data.bands)} bands, {data.chip_size} px, {k} classes: "
         + ", ".join(c["name"] for c in classes))
+    if not data.georeferenced:
+        log("The chips carry no georeferencing (no world files): validation takes runs of consecutive chips in "
+            "map.txt order, which keeps validation apart from training only as far as that order follows the ground.")
     log(f"Spatial split: {len(train_idx)} training chips, {len(val_idx)} validation chips"
         + (f", {dropped} training chips dropped for touching validation chips" if dropped else "") + ".")
 
