@@ -279,6 +279,10 @@ Ein Teil der Chips wird in räumlichen Blöcken, getrennt von den Trainingschips
       <translation>Durchläufe über die Trainingschips.</translation>
     </message>
     <message>
+      <source>Stop after this many minutes, keeping the best model; the learning-rate schedule is planned to end at the limit. 0: no limit (EPOCHS decides).</source>
+      <translation>Nach so vielen Minuten aufhören und das beste Modell behalten; der Lernraten-Verlauf wird so geplant, dass er zum Limit endet. 0: kein Limit (EPOCHS entscheidet).</translation>
+    </message>
+    <message>
       <source>Chips per training step. Lower it if memory runs out.</source>
       <translation>Chips je Trainingsschritt. Verringern, wenn der Speicher nicht reicht.</translation>
     </message>
@@ -331,6 +335,10 @@ Ein Teil der Chips wird in räumlichen Blöcken, getrennt von den Trainingschips
       <translation>Epochen</translation>
     </message>
     <message>
+      <source>Time limit (minutes)</source>
+      <translation>Zeitlimit (Minuten)</translation>
+    </message>
+    <message>
       <source>0: found automatically by a learning-rate range test.</source>
       <translation>0: automatisch durch einen Lernraten-Suchlauf bestimmt.</translation>
     </message>
@@ -357,6 +365,10 @@ Ein Teil der Chips wird in räumlichen Blöcken, getrennt von den Trainingschips
     <message>
       <source>Train the decoder only (faster, for small data sets).</source>
       <translation>Nur den Decoder trainieren (schneller, für kleine Datensätze).</translation>
+    </message>
+    <message>
+      <source>auto: the fastest arithmetic this CPU or GPU does natively (bf16 on CPUs with native bf16, measured; float16 mixed precision on CUDA). full: float32 throughout.</source>
+      <translation>auto: die schnellste Arithmetik, die diese CPU oder GPU nativ beherrscht (bf16 auf CPUs mit nativem bf16, gemessen; float16-Mixed-Precision mit CUDA). full: durchgehend float32.</translation>
     </message>
     <message>
       <source>Makes the split and the training reproducible.</source>
@@ -417,6 +429,10 @@ Ein Teil der Chips wird in räumlichen Blöcken, getrennt von den Trainingschips
     <message>
       <source>Freeze encoder</source>
       <translation>Encoder einfrieren</translation>
+    </message>
+    <message>
+      <source>Precision</source>
+      <translation>Genauigkeit</translation>
     </message>
     <message>
       <source>Random seed</source>

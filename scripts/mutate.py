@@ -92,9 +92,13 @@ MUTATIONS = [
     Mutation("export keeps labels under image nodata", "unet_plugin/core/chips.py",
              "            label[~valid] = IGNORE\n", "",
              (CORRECTNESS, "tests/test_export.py")),
+    # issue 15: the split by areas
+    Mutation("training chips keep their pixels inside validation areas", "unet_plugin/ml/train.py",
+             "        if i in self.held_out:", "        if False:",
+             ("tests/test_train.py",)),
     Mutation("training labels under image nodata kept", "unet_plugin/ml/train.py",
              "        y[~valid] = IGNORE\n", "",
-             ("tests/test_train.py",)),
+             (CORRECTNESS, "tests/test_train.py")),
 ]
 
 

@@ -355,3 +355,36 @@ def test_class_balancing_reaches_the_loss_with_rare_classes_weighted_up(strata_c
     assert w[counts.argmin()] > w[counts.argmax()]
     # ordered like the inverse frequencies (ties where the cap binds)
     assert np.all(np.diff(w[np.argsort(counts)]) <= 1e-6)
+
+
+def test_training_ignores_labels_under_image_nodata(strata_chips, tmp_path):
+    """A label source that knows nothing of image nodata (a Pro export, say): training must not learn
+    classes from pixels without imagery."""
+    from unet_segmentation.unet_plugin.core.dataset import load_chip_dataset
+    from unet_segmentation.unet_plugin.ml.train import ChipTensors, _classes_and_lut
+
+    folder = tmp_path / "chips"
+    shutil.copytree(strata_chips, folder)
+    meta = json.load(open(folder / "dataset.json"))
+    touched = 0
+    for chip in meta["chips"]:
+        img = gdal.Open(str(folder / "images" / (chip["id"] + ".tif"))).ReadAsArray()
+        invalid = np.any(img == -99999, axis=0)
+        if invalid.any():
+            ds = gdal.Open(str(folder / "labels" / (chip["id"] + ".tif")), gdal.GA_Update)
+            label = ds.ReadAsArray()
+            label[invalid] = 5  # "forest" where there is no image
+            ds.GetRasterBand(1).WriteArray(label)
+            ds = None
+            touched += 1
+    assert touched >= 5
+    data = load_chip_dataset(str(folder))
+    _, lut = _classes_and_lut(data)
+    mean = np.array([s["mean"] for s in data.statistics])
+    std = np.array([s["std"] for s in data.statistics])
+    tensors = ChipTensors(data, list(range(len(data))), lut, mean, std)
+    for pos, i in enumerate(range(len(data))):
+        img = gdal.Open(data.image_paths[i]).ReadAsArray()
+        invalid = np.any(img == -99999, axis=0)
+        _, y = tensors.batch([pos])
+        assert np.all(y[0].numpy()[invalid] == IGNORE)

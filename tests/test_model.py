@@ -222,3 +222,52 @@ def test_offline_pretrained_fails_before_the_data_are_read(monkeypatch, tmp_path
                           backbone="resnet18", pretrained=True), log=logs.append)
     assert err.value.parameter == "PRETRAINED" and "ENCODER_WEIGHTS" in err.value.message
     assert any("not in the cache" in m for m in logs)
+
+
+def _timm_style_file(path, arch, bands, wrap=True):
+    """A ResNet weights file as timm / torchgeo publish them (e.g. SSL4EO Sentinel-2, 13 bands)."""
+    import torchvision
+
+    torch.manual_seed(bands)
+    net = getattr(torchvision.models, arch)(weights=None)
+    net.conv1 = torch.nn.Conv2d(bands, 64, 7, 2, 3, bias=False)
+    state = {"model." + k: v for k, v in net.state_dict().items()}  # with the classifier, under a prefix
+    torch.save({"state_dict": state} if wrap else net.state_dict(), path)
+    return net.state_dict()
+
+
+@pytest.mark.parametrize("bands", [3, 13])
+def test_remote_sensing_weights_with_their_own_band_count_load_unchanged(tmp_path, bands):
+    from unet_segmentation.unet_plugin.ml.encoders import load_weights_file
+
+    path = tmp_path / "w.pth"
+    ref = _timm_style_file(path, "resnet18", bands)
+    enc = ResNetEncoder("resnet18", bands)
+    logs = []
+    enc.load_pretrained(load_weights_file(str(path)), logs.append)
+    assert torch.equal(enc.net.conv1.weight, ref["conv1.weight"])  # not adapted: the bands match
+    assert torch.equal(enc.net.layer4[1].conv2.weight, ref["layer4.1.conv2.weight"])
+    assert any(f"expect {bands} band" in m and "as it is" in m for m in logs)
+
+
+def test_rgb_weights_are_adapted_and_other_band_counts_refused(tmp_path):
+    from unet_segmentation.unet_plugin.ml.encoders import load_weights_file
+
+    rgb = tmp_path / "rgb.pth"
+    ref = _timm_style_file(rgb, "resnet18", 3, wrap=False)
+    enc = ResNetEncoder("resnet18", 6)
+    enc.load_pretrained(load_weights_file(str(rgb)))
+    assert torch.allclose(enc.net.conv1.weight, adapt_first_conv(ref["conv1.weight"], 6))
+    s2 = tmp_path / "s2.pth"
+    _timm_style_file(s2, "resnet18", 13)
+    with pytest.raises(EncoderWeightsError, match="expect 13 bands, the chips have 6"):
+        ResNetEncoder("resnet18", 6).load_pretrained(load_weights_file(str(s2)))
+
+
+def test_weights_of_another_architecture_are_named(tmp_path):
+    from unet_segmentation.unet_plugin.ml.encoders import load_weights_file
+
+    path = tmp_path / "r50.pth"
+    _timm_style_file(path, "resnet50", 3)
+    with pytest.raises(EncoderWeightsError, match="for resnet50, not for the backbone resnet18"):
+        ResNetEncoder("resnet18", 3).load_pretrained(load_weights_file(str(path)))

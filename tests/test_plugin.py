@@ -13,9 +13,9 @@ from conftest import NC_IMAGE, NC_POLYGONS, NC_STRATA, PACKAGE, QGIS_PROCESS, RO
 DESIGN = {
     "unet:exporttrainingchips": ["INPUT", "BANDS", "LABELS", "CLASS_FIELD", "LABEL_RASTER", "MASK", "UNLABELED", "EXTENT",
                                  "CHIP_SIZE", "STRIDE", "MIN_LABELED", "MAX_NODATA", "OUTPUT", "FOOTPRINTS"],
-    "unet:trainunet": ["CHIPS", "BACKBONE", "PRETRAINED", "ENCODER_WEIGHTS", "INIT_MODEL", "EPOCHS", "BATCH_SIZE",
-                       "LEARNING_RATE", "VALIDATION_PERCENT", "EARLY_STOPPING", "LOSS", "CLASS_BALANCING", "AUGMENT",
-                       "FREEZE_ENCODER", "DEVICE", "SEED", "OUTPUT_MODEL", "OUTPUT_REPORT", "OUTPUT_ONNX"],
+    "unet:trainunet": ["CHIPS", "BACKBONE", "PRETRAINED", "ENCODER_WEIGHTS", "INIT_MODEL", "EPOCHS", "TIME_LIMIT",
+                       "BATCH_SIZE", "LEARNING_RATE", "VALIDATION_PERCENT", "EARLY_STOPPING", "LOSS", "CLASS_BALANCING",
+                       "AUGMENT", "FREEZE_ENCODER", "DEVICE", "PRECISION", "SEED", "OUTPUT_MODEL", "OUTPUT_REPORT", "OUTPUT_ONNX"],
     "unet:classifyraster": ["INPUT", "MODEL", "EXTENT", "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "TTA", "DEVICE", "OUTPUT",
                             "OUTPUT_CONFIDENCE"],
 }
@@ -28,7 +28,8 @@ DEFAULTS = {
     "unet:exporttrainingchips": {"UNLABELED": "background", "CHIP_SIZE": 256, "STRIDE": 0, "MIN_LABELED": 0, "MAX_NODATA": 50},
     "unet:trainunet": {"BACKBONE": "resnet34", "PRETRAINED": True, "EPOCHS": 20, "BATCH_SIZE": 8, "LEARNING_RATE": 0,
                        "VALIDATION_PERCENT": 10, "EARLY_STOPPING": 5, "LOSS": "cross-entropy", "CLASS_BALANCING": False,
-                       "AUGMENT": True, "FREEZE_ENCODER": False, "DEVICE": "auto", "SEED": 42},
+                       "AUGMENT": True, "FREEZE_ENCODER": False, "DEVICE": "auto", "SEED": 42,
+                       "TIME_LIMIT": 0, "PRECISION": "auto"},
     "unet:classifyraster": {"TILE_SIZE": 0, "OVERLAP": 25, "BATCH_SIZE": 4, "TTA": False, "DEVICE": "auto"},
 }
 

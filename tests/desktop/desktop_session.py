@@ -19,7 +19,7 @@ result = {"steps": [], "errors": []}
 
 
 def logged(message, tag, level):
-    if level >= Qgis.Critical or "Traceback" in message:
+    if level >= Qgis.MessageLevel.Critical or "Traceback" in message:
         result["errors"].append(f"[{tag}] {message[:2000]}")
 
 

@@ -228,25 +228,25 @@ def _check_agreement(data: ChipDataset, parameter: str) -> None:
 BLOCK_SIZES = (2, 3, 4, 6, 8, 12, 16)  # validation block sides tried, in chips
 
 
-def spatial_split(bounds: list[tuple], percent: float, seed: int) -> tuple[list[int], list[int], int]:
-    """Hold out about ``percent`` % of the chips in spatial blocks, apart from the training chips.
+def spatial_split(bounds: list[tuple], percent: float, seed: int) -> tuple[list[int], list[int], dict]:
+    """Hold out about ``percent`` % of the chips as validation *areas*, apart from training.
 
     Chips are grouped by their centres into square blocks; whole blocks are taken (reproducibly
-    from ``seed``) until the validation share is reached. Training chips that overlap a
-    validation chip are dropped, so no pixel is seen in both sets. How many are dropped depends
-    on the layout: with overlapping chips (STRIDE below the chip size) every validation block is
-    ringed by dropped chips, so blocks of several sizes (2 to 16 chips wide) are tried, and the
-    split that keeps the most training chips wins, among those holding out at most 1.5× the share
-    asked (ties go to the smaller blocks, tried first). Blocks stay scattered at random: one
-    compact patch would drop fewer chips but validate on one corner of the area only.
+    from ``seed``) until the validation share is reached. Every other chip trains, also one that
+    overlaps a validation chip: its pixels inside validation chips are left out of the loss
+    (:func:`validation_mask`), so every label outside the validation areas counts and no
+    validation pixel is ever trained on. Blocks of several sizes (2 to 16 chips wide) are tried;
+    the split that keeps the most training pixels wins, among those holding out at most 1.5× the
+    share asked (ties go to the smaller blocks, tried first). Blocks stay scattered at random:
+    one compact patch would validate on one corner of the area only.
 
     Returns:
-        ``(train, validation, dropped)``: chip indices, and how many training
-        chips were dropped for overlapping validation chips.
+        ``(train, validation, overlaps)``: chip indices, and for each training chip that overlaps
+        validation chips, their bounds.
     """
     n = len(bounds)
     if percent <= 0 or n == 0:
-        return list(range(n)), [], 0
+        return list(range(n)), [], {}
     b = np.asarray(bounds, dtype=np.float64)
     chip = float(max((b[:, 2] - b[:, 0]).max(), (b[:, 3] - b[:, 1]).max()))
     # centres relative to the top-left corner of the chips, so blocks follow the chip grid
@@ -264,21 +264,38 @@ def spatial_split(bounds: list[tuple], percent: float, seed: int) -> tuple[list[
         best = _better(best, _split_by_blocks(b, blocks, keys, target), target)
         if len(blocks) <= 2:  # larger blocks cannot do better
             break
-    return best
+    return best[:3]
+
+
+def validation_mask(chip: tuple, others: list[tuple], height: int, width: int) -> np.ndarray:
+    """Pixels of a chip (bounds ``chip``, ``height`` × ``width`` px) inside any of the ``others`` bounds.
+
+    A pixel is inside when its centre is: ``col`` is inside ``[x0, x1)`` when
+    ``x0 <= xmin + (col + 0.5) * px < x1`` (rows likewise from the top, ``ymax``).
+    """
+    xmin, ymin, xmax, ymax = chip
+    px, py = (xmax - xmin) / width, (ymax - ymin) / height
+    cols = xmin + (np.arange(width) + 0.5) * px
+    rows = ymax - (np.arange(height) + 0.5) * py
+    mask = np.zeros((height, width), dtype=bool)
+    for x0, y0, x1, y1 in others:
+        mask |= np.outer((rows > y0) & (rows < y1), (cols > x0) & (cols < x1))
+    return mask
 
 
 def _better(best, candidate, target: int):
-    """The split keeping more training chips, among those holding out at most 1.5× the share asked
+    """The split keeping more training pixels, among those holding out at most 1.5× the share asked
     (blocks larger than that share leave none: then the one holding out the fewest chips)."""
     def rank(split):
         within = len(split[1]) <= 1.5 * target
         # none within: the one closest to the share asked
-        return (within, len(split[0]) if within else -len(split[1]), -len(split[1]))
+        return (within, split[3] if within else -len(split[1]), -len(split[1]))
     return candidate if best is None or rank(candidate) > rank(best) else best
 
 
-def _split_by_blocks(b: np.ndarray, blocks: dict, order: list, target: int) -> tuple[list[int], list[int], int]:
-    """Validation: the blocks in ``order`` until ``target`` chips; training: the chips overlapping none."""
+def _split_by_blocks(b: np.ndarray, blocks: dict, order: list, target: int):
+    """Validation: the blocks in ``order`` until ``target`` chips; training: every other chip, with
+    the validation chips it overlaps. Also returns the training pixels kept, in chips."""
     val_keys, count = set(), 0
     for k in order:
         if count >= target:
@@ -288,20 +305,23 @@ def _split_by_blocks(b: np.ndarray, blocks: dict, order: list, target: int) -> t
     # a chip can only overlap chips whose centres lie within one chip of its own: the blocks
     # (at least two chips wide) around its own
     val_bounds = {k: b[blocks[k]] for k in val_keys}
-    train, dropped = [], 0
+    train, overlaps, kept = [], {}, 0.0
     for k, members in blocks.items():
         if k in val_keys:
             continue
         near = [val_bounds[(k[0] + dx, k[1] + dy)] for dx in (-1, 0, 1) for dy in (-1, 0, 1)
                 if (k[0] + dx, k[1] + dy) in val_bounds]
+        train.extend(members)
         if not near:
-            train.extend(members)
+            kept += len(members)
             continue
         vb = np.concatenate(near)
         for i in members:
             x0, y0, x1, y1 = b[i]
-            if ((vb[:, 0] < x1) & (vb[:, 2] > x0) & (vb[:, 1] < y1) & (vb[:, 3] > y0)).any():
-                dropped += 1
+            hit = vb[(vb[:, 0] < x1) & (vb[:, 2] > x0) & (vb[:, 1] < y1) & (vb[:, 3] > y0)]
+            if len(hit):
+                overlaps[i] = [tuple(map(float, h)) for h in hit]
+                kept += 1.0 - validation_mask(tuple(b[i]), overlaps[i], 16, 16).mean()
             else:
-                train.append(i)
-    return sorted(train), sorted(i for k in val_keys for i in blocks[k]), dropped
+                kept += 1
+    return sorted(train), sorted(i for k in val_keys for i in blocks[k]), overlaps, kept

@@ -97,19 +97,46 @@ def imagenet_state_dict(name: str, log=lambda m: None) -> dict:
         ) from None
 
 
+WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "teacher", "student")
+PREFIXES = ("module.", "model.", "backbone.", "encoder.", "net.", "resnet.")
+RESNET_KEYS = ("conv1.", "bn1.", "layer1.", "layer2.", "layer3.", "layer4.")
+
+
 def load_weights_file(path: str) -> dict:
-    """Read a local encoder weights file (a torchvision ResNet state dict) safely."""
+    """Read a local ResNet weights file safely: torchvision's, or timm's / torchgeo's.
+
+    Accepts a bare state dict or one wrapped under ``state_dict``/``model``; key prefixes such as
+    ``module.``, ``model.``, ``backbone.`` or ``encoder.`` are removed (torchgeo's SSL4EO Sentinel-2
+    and Landsat ResNets are timm ResNets, whose key names are torchvision's). The classifier is dropped.
+    """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise EncoderWeightsError(f"cannot read encoder weights from '{path}': {exc}") from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
+    for key in WRAPPER_KEYS:
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if isinstance(state, dict):
+        for prefix in PREFIXES:
+            if any(isinstance(k, str) and k.startswith(prefix + "conv1.") for k in state):
+                state = {k[len(prefix):]: v for k, v in state.items() if isinstance(k, str) and k.startswith(prefix)}
+        state = {k: v for k, v in state.items() if isinstance(k, str) and k.startswith(RESNET_KEYS)}
     if not isinstance(state, dict) or "conv1.weight" not in state:
         raise EncoderWeightsError(
-            f"'{path}' is not a ResNet state dict (no 'conv1.weight'); use torchvision's ImageNet weights file."
+            f"'{path}' is not a ResNet state dict (no 'conv1.weight'); use torchvision's ImageNet weights file "
+            "or a ResNet file as timm and torchgeo publish them."
         )
     return state
+
+
+def guess_resnet(state: dict) -> str:
+    """Which ResNet a state dict is, by its blocks (for messages)."""
+    blocks = len({k.split(".")[1] for k in state if k.startswith("layer3.")})
+    bottleneck = any(k.startswith("layer1.0.conv3.") for k in state)
+    names = {(False, 2): "resnet18", (False, 6): "resnet34", (True, 6): "resnet50", (True, 23): "resnet101",
+             (True, 36): "resnet152"}
+    return names.get((bottleneck, blocks), f"a ResNet with {blocks} blocks in layer3")
 
 
 class ResNetEncoder(nn.Module):
@@ -134,16 +161,28 @@ class ResNetEncoder(nn.Module):
         self.in_channels = in_channels
         self.out_channels = (in_channels,) + spec.out_channels
 
-    def load_pretrained(self, state: dict) -> None:
-        """Load RGB ResNet weights, adapting the first convolution to the band count."""
+    def load_pretrained(self, state: dict, log=lambda m: None) -> None:
+        """Load ResNet weights. Weights made for as many bands as the chips have are used as they
+        are; RGB weights are adapted (:func:`adapt_first_conv`); other band counts are refused."""
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         if "conv1.weight" in state:
-            state["conv1.weight"] = adapt_first_conv(state["conv1.weight"], self.in_channels)
-        missing, unexpected = self.net.load_state_dict(state, strict=False)
-        if missing or unexpected:
+            bands = int(state["conv1.weight"].shape[1])
+            if bands == self.in_channels:
+                log(f"The encoder weights expect {bands} band(s), as many as the chips have: the first convolution is used as it is.")
+            elif bands == 3:
+                state["conv1.weight"] = adapt_first_conv(state["conv1.weight"], self.in_channels)
+                log(f"The encoder weights expect 3 bands (RGB); their first convolution is adapted to the chips' {self.in_channels}.")
+            else:
+                raise EncoderWeightsError(
+                    f"the weights expect {bands} bands, the chips have {self.in_channels}. Export the chips with the "
+                    f"{bands} bands the weights were trained on, in their order (BANDS), or use RGB or "
+                    f"{self.in_channels}-band weights.")
+        own = self.net.state_dict()
+        if set(state) != set(own) or any(own[k].shape != v.shape for k, v in state.items() if k != "conv1.weight"):
             raise EncoderWeightsError(
-                f"the weights do not fit {self.name}: missing {missing[:3]}, unexpected {unexpected[:3]}"
-            )
+                f"the weights are for {guess_resnet(state)}, not for the backbone {self.name}; choose BACKBONE "
+                f"{guess_resnet(state)} or weights made for {self.name}.")
+        self.net.load_state_dict(state)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         n = self.net

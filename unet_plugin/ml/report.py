@@ -156,7 +156,9 @@ pixel accuracy <b>{result.accuracy:.3f}</b>. {result.seconds:.0f} s on {html.esc
 <tr><th>backbone</th><td>{html.escape(config.backbone)}{' (encoder frozen)' if config.freeze_encoder else ''}</td></tr>
 <tr><th>learning rate</th><td>{result.learning_rate:.2e} {'(found by the range test)' if result.lr_curve else '(given)'}</td></tr>
 <tr><th>loss</th><td>{html.escape(config.loss)}{', class balancing' if config.class_balancing else ''}</td></tr>
-<tr><th>batch size, epochs</th><td>{config.batch_size}, {config.epochs} (early stopping {config.early_stopping or 'off'})</td></tr>
+<tr><th>batch size, epochs</th><td>{config.batch_size}, {config.epochs} (early stopping {config.early_stopping or 'off'}{f", time limit {config.time_limit:g} min" if config.time_limit else ""})</td></tr>
+<tr><th>stopped by</th><td>{html.escape(result.stop_reason or "the last epoch")}</td></tr>
+<tr><th>arithmetic</th><td>{html.escape({"bf16": "bf16 autocast", "fp16": "float16 mixed precision", "fp32": "float32"}.get(result.precision, result.precision))}</td></tr>
 <tr><th>model file</th><td>{html.escape(result.model_path)}</td></tr>
 </table>
 <h2>Curves</h2><div class="charts">{loss_chart}{miou_chart}{lr_chart}</div>

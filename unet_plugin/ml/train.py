@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from osgeo import gdal
 
-from ..core.dataset import ChipDataset, load_chip_dataset, spatial_split
+from ..core.dataset import ChipDataset, load_chip_dataset, spatial_split, validation_mask
 from ..core.errors import Canceled, UserInputError
 from ..core.paths import check_output_file
 from .encoders import EncoderWeightsError, imagenet_state_dict, load_weights_file
@@ -39,6 +39,7 @@ class TrainConfig:
     encoder_weights: str | None = None
     init_model: str | None = None
     epochs: int = 20
+    time_limit: float = 0.0  # minutes; 0 = none
     batch_size: int = 8
     learning_rate: float = 0.0
     validation_percent: float = 10.0
@@ -48,6 +49,7 @@ class TrainConfig:
     augment: bool = True
     freeze_encoder: bool = False
     device: str = "auto"
+    precision: str = "auto"
     seed: int = 42
     output_report: str | None = None
     output_onnx: str | None = None
@@ -73,6 +75,8 @@ class TrainResult:
     chips_val: int = 0
     val_examples: list = field(default_factory=list)
     onnx_path: str | None = None
+    precision: str = "fp32"
+    stop_reason: str = ""
 
 
 def pick_device(name: str) -> torch.device:
@@ -90,8 +94,11 @@ def pick_device(name: str) -> torch.device:
 class ChipTensors:
     """Normalised chips and index labels, in memory when they fit, else read on demand."""
 
-    def __init__(self, data: ChipDataset, indices: list[int], lut: np.ndarray, mean: np.ndarray, std: np.ndarray):
+    def __init__(self, data: ChipDataset, indices: list[int], lut: np.ndarray, mean: np.ndarray, std: np.ndarray,
+                 held_out: dict | None = None):
+        """``held_out``: chip index → bounds of validation chips it overlaps; those pixels are ignored."""
         self.data, self.indices, self.lut = data, indices, lut
+        self.held_out = held_out or {}
         self.mean = mean.reshape(-1, 1, 1).astype(np.float32)
         self.std = std.reshape(-1, 1, 1).astype(np.float32)
         nbytes = len(indices) * (len(mean) * 4 + 1) * data.chip_size**2
@@ -121,6 +128,8 @@ class ChipTensors:
         x[~np.isfinite(x)] = 0.0
         y = self.lut[gdal.Open(self.data.label_paths[i]).ReadAsArray()]
         y[~valid] = IGNORE
+        if i in self.held_out:  # validation pixels never reach the training loss
+            y[validation_mask(self.data.bounds[i], self.held_out[i], *y.shape)] = IGNORE
         return x, y.astype(np.uint8)
 
     def __len__(self):
@@ -326,6 +335,8 @@ def train(
         raise UserInputError("EPOCHS", "must be at least 1.")
     if config.batch_size < 1:
         raise UserInputError("BATCH_SIZE", "must be at least 1.")
+    if not config.time_limit >= 0:
+        raise UserInputError("TIME_LIMIT", "must be 0 (no limit) or a number of minutes.")
     if not 0 <= config.validation_percent < 100:
         raise UserInputError("VALIDATION_PERCENT", "must be from 0 to 99.")
     check_output_file(config.output_model, "OUTPUT_MODEL")
@@ -353,7 +364,7 @@ def train(
     mean = np.array([s["mean"] for s in data.statistics], dtype=np.float64)
     std = np.array([max(s["std"], 1e-6) for s in data.statistics], dtype=np.float64)
 
-    train_idx, val_idx, dropped = spatial_split(data.bounds, config.validation_percent, config.seed)
+    train_idx, val_idx, overlaps = spatial_split(data.bounds, config.validation_percent, config.seed)
     if config.validation_percent > 0 and (not val_idx or not train_idx):
         raise UserInputError(
             "VALIDATION_PERCENT",
@@ -371,7 +382,8 @@ def train(
         log("The chips carry no georeferencing (no world files): validation takes runs of consecutive chips in "
             "map.txt order, which keeps validation apart from training only as far as that order follows the ground.")
     log(f"Spatial split: {len(train_idx)} training chips, {len(val_idx)} validation chips"
-        + (f", {dropped} training chips dropped for touching validation chips" if dropped else "") + ".")
+        + (f"; {len(overlaps)} training chips overlap validation areas and train on their pixels outside them"
+           if overlaps else "") + ".")
 
     torch.manual_seed(config.seed)
     np.random.seed(config.seed % 2**32)
@@ -392,7 +404,7 @@ def train(
         log(f"Continuing from {config.init_model} ({init_meta['backbone']}); its normalisation is kept.")
     elif encoder_state is not None:
         try:
-            model.encoder.load_pretrained(encoder_state)
+            model.encoder.load_pretrained(encoder_state, log)
         except EncoderWeightsError as exc:
             raise UserInputError("ENCODER_WEIGHTS" if config.encoder_weights else "PRETRAINED", str(exc)) from None
         log(f"Encoder {model.backbone} initialised from " + (config.encoder_weights or "ImageNet weights") + ".")
@@ -404,7 +416,7 @@ def train(
         model = model.to(memory_format=torch.channels_last)
     log(f"Training on {'GPU ' + torch.cuda.get_device_name(0) if device.type == 'cuda' else f'CPU ({torch.get_num_threads()} threads)'}.")
 
-    tr = ChipTensors(data, train_idx, lut, mean, std)
+    tr = ChipTensors(data, train_idx, lut, mean, std, overlaps)
     va = ChipTensors(data, val_idx, lut, mean, std) if val_idx else None
     counts = np.zeros(k)
     for c_i, c in enumerate(classes):
@@ -423,7 +435,7 @@ def train(
         else:
             lr, lr_curve = find_learning_rate(model, loss_fn, tr, config.batch_size, device, gen, log)
         result = _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_canceled, log, classes,
-                      data, mean, std)
+                      data, mean, std, t_start)
     except torch.OutOfMemoryError:
         raise UserInputError("BATCH_SIZE", "ran out of memory. Use a smaller BATCH_SIZE, or export smaller chips (CHIP_SIZE).") from None
     except RuntimeError as exc:
@@ -459,52 +471,117 @@ def _write_onnx(model_path: str, onnx_path: str, log) -> str:
     return onnx_path
 
 
-def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_canceled, log, classes, data, mean, std):
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
+def one_cycle(progress: float, warmup: float = 0.25, start: float = 1 / 25, end: float = 1e-4) -> float:
+    """The learning-rate factor at ``progress`` (0–1) through the run: a cosine rise from ``start``
+    to 1 over the first ``warmup`` of the steps, then a cosine fall to ``end`` (OneCycleLR's shape,
+    computed from the fraction done, so the plan can be re-made when a time limit is measured)."""
+    p = min(max(progress, 0.0), 1.0)
+    if p < warmup:
+        return start + (1 - start) * (1 - math.cos(math.pi * p / warmup)) / 2
+    return end + (1 - end) * (1 + math.cos(math.pi * (p - warmup) / (1 - warmup))) / 2
+
+
+class Plan:
+    """How many optimiser steps the run takes: EPOCHS × steps per epoch, or fewer when TIME_LIMIT
+    says so, measured from the first steps and re-measured after the first epoch."""
+
+    def __init__(self, config, steps_per_epoch: int, val_chips: int, t_start: float, log):
+        self.config, self.steps, self.t_start, self.log = config, steps_per_epoch, t_start, log
+        self.total = config.epochs * steps_per_epoch
+        self.val_chips = val_chips
+        self.limit = config.time_limit * 60.0
+        self.done = 0
+
+    def lr_factor(self) -> float:
+        return one_cycle(self.done / max(self.total, 1)) if self.total >= 8 else 1.0
+
+    def replan(self, step_seconds: float, val_seconds: float) -> None:
+        """Fit the remaining steps (and a validation per epoch) into what is left of TIME_LIMIT."""
+        if not self.limit:
+            return
+        left = self.limit - (time.time() - self.t_start) - 2 * val_seconds  # the last validation and saving
+        per_step = step_seconds + val_seconds / max(self.steps, 1)
+        fits = self.done + max(int(left / max(per_step, 1e-9)), 0)
+        total = max(min(self.config.epochs * self.steps, fits), self.done + 1)
+        if total != self.total:
+            self.total = total
+            self.log(f"Time limit {self.config.time_limit:g} min: {step_seconds:.2f} s per step, {val_seconds:.1f} s per "
+                     f"validation; the schedule is planned for {total} steps ({total / self.steps:.1f} epochs).")
+
+    def over(self) -> bool:
+        """The planned steps are done, or the time is (nearly) up."""
+        if self.done >= self.total:
+            return True
+        return bool(self.limit) and time.time() - self.t_start > self.limit
+
+
+def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_canceled, log, classes, data, mean, std,
+         t_start=None):
+    from . import precision as prec
+
+    decay, no_decay = [], []  # no weight decay on norms and biases: it only pulls them to zero
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 1e-2}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
     steps = len(tr) // config.batch_size  # incomplete last batches are dropped (batch norm needs > 1)
-    if config.epochs * steps >= 8:
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=config.epochs * steps, pct_start=0.25)
-    else:  # too few steps for a warm-up and an annealing phase: a constant learning rate
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
-    use_amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    plan = Plan(config, steps, len(va) if va is not None else len(tr), t_start or time.time(), log)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: plan.lr_factor())
     channels_last = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+    sample = tr.batch(list(range(min(config.batch_size, len(tr)))))[0].to(device)
+    kind = prec.choose(config.precision, device, model, sample if device.type == "cpu" else None, log)
+    scaler = torch.amp.GradScaler("cuda", enabled=kind == "fp16")
     history, best = [], None
     best_epoch, since_best = 0, 0
-    result = TrainResult(config.output_model, None, 0.0, 0.0, 0, 0, False, classes=classes)
+    result = TrainResult(config.output_model, None, 0.0, 0.0, 0, 0, False, classes=classes, precision=kind)
+    step_times: list[float] = []
     for epoch in range(1, config.epochs + 1):
         t_epoch = time.perf_counter()
         model.train()
         if config.freeze_encoder:
             model.encoder.eval()
         order = torch.randperm(len(tr), generator=gen).tolist()
-        total = 0.0
+        total, taken = 0.0, 0
         for s in range(steps):
             if is_canceled():
                 return _finish_canceled(result, best, history, epoch - 1, log)
+            if plan.over() and plan.done > 0:  # at least one step, so there is a model to keep
+                break
+            t_step = time.perf_counter()
             x, y = tr.batch(order[s * config.batch_size:(s + 1) * config.batch_size])
             if config.augment:
                 x, y = augment_batch(x, y, gen)
             x = x.to(device, non_blocking=True).contiguous(memory_format=channels_last)
             y = y.to(device, non_blocking=True).long()
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                loss = loss_fn(model(x), y)
+            with prec.autocast(kind, device):
+                loss = loss_fn(model(x).float(), y)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
+            plan.done += 1
             sched.step()
             total += loss.item()
-            progress(((epoch - 1) * steps + s + 1) / (config.epochs * steps))
-        train_loss = total / max(steps, 1)
+            taken += 1
+            step_times.append(time.perf_counter() - t_step)
+            if plan.limit and len(step_times) == 4:  # first measurement: steps 2-4 (the first warms up)
+                per_step = sum(step_times[1:]) / 3
+                plan.replan(per_step, 0.35 * per_step * plan.val_chips / config.batch_size)
+            progress(min(plan.done / max(plan.total, 1), 1.0))
+        if taken == 0:
+            break
+        train_loss = total / taken
         train_seconds = time.perf_counter() - t_epoch
+        t_val = time.perf_counter()
         val = evaluate(model, loss_fn, va if va is not None else tr, k, config.batch_size, device, is_canceled)
         if val is None:
             return _finish_canceled(result, best, history, epoch - 1, log)
+        if plan.limit and epoch == 1:  # re-plan with the first epoch's real timing
+            plan.replan(train_seconds / taken, time.perf_counter() - t_val)
         sc = scores(val["cm"])
         row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"], "accuracy": sc["accuracy"], "miou": sc["miou"],
-               "iou": sc["iou"], "train_seconds": train_seconds, "chips_per_second": steps * config.batch_size / max(train_seconds, 1e-9)}
+               "iou": sc["iou"], "train_seconds": train_seconds, "chips_per_second": taken * config.batch_size / max(train_seconds, 1e-9),
+               "steps": taken}
         history.append(row)
         improved = best is None or sc["miou"] > best["miou"] + 1e-6
         if improved:
@@ -520,7 +597,14 @@ def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_cancel
             since_best += 1
             if config.early_stopping and since_best >= config.early_stopping:
                 log(f"Early stopping: no mIoU improvement for {since_best} epochs.")
+                result.stop_reason = f"early stopping after {epoch} epochs"
                 break
+        if plan.limit and plan.over():
+            result.stop_reason = (f"time limit of {config.time_limit:g} min: {epoch} epochs, {plan.done} of "
+                                  f"{config.epochs * steps} steps")
+            log(f"Time limit reached after {time.time() - plan.t_start:.0f} s: {epoch} epochs ({plan.done} of "
+                f"{config.epochs * steps} steps of {config.epochs} full epochs); the best model (epoch {best_epoch}) is kept.")
+            break
     result.epochs_run = len(history)
     return _result(result, best, best_epoch, history)
 
@@ -581,6 +665,7 @@ def _metadata(config, model, data, classes, mean, std, best, epoch, lr):
             "batch_size": config.batch_size, "learning_rate": lr, "loss": config.loss,
             "class_balancing": config.class_balancing, "augment": config.augment,
             "freeze_encoder": config.freeze_encoder, "pretrained": bool(config.pretrained or config.encoder_weights),
+            "time_limit_minutes": config.time_limit, "precision": config.precision,
             "validation_percent": config.validation_percent, "seed": config.seed,
             "init_model": config.init_model or "",
         },

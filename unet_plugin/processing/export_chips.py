@@ -142,12 +142,12 @@ class ExportTrainingChips(UnetAlgorithm):
 
     def _footprints(self, parameters, context, crs, result):
         fields = QgsFields()
-        fields.append(QgsField("chip_id", QVariant.Type.String))
-        fields.append(QgsField("col", QVariant.Type.Int))
-        fields.append(QgsField("row", QVariant.Type.Int))
+        fields.append(QgsField("chip_id", QVariant.String))
+        fields.append(QgsField("col", QVariant.Int))
+        fields.append(QgsField("row", QVariant.Int))
         for c in result.classes:
-            fields.append(QgsField(f"share_{c['value']}", QVariant.Type.Double))
-        fields.append(QgsField("share_ignored", QVariant.Type.Double))
+            fields.append(QgsField(f"share_{c['value']}", QVariant.Double))
+        fields.append(QgsField("share_ignored", QVariant.Double))
         sink, dest = self.parameterAsSink(parameters, self.FOOTPRINTS, context, fields, QgsWkbTypes.Type.Polygon, crs)
         for chip in result.chips:
             f = QgsFeature(fields)

@@ -12,6 +12,7 @@ from .base import DEVICES, UnetAlgorithm, enum_param, advanced, log_of, progress
 # Must match ml.encoders.ENCODERS (a test checks); kept here so listing needs no torch.
 BACKBONES = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 LOSSES = ["cross-entropy", "focal", "cross-entropy+dice"]
+PRECISIONS = ["auto", "full"]
 
 
 class TrainUnet(UnetAlgorithm):
@@ -20,7 +21,7 @@ class TrainUnet(UnetAlgorithm):
     EPOCHS, BATCH_SIZE, LEARNING_RATE, VALIDATION_PERCENT = "EPOCHS", "BATCH_SIZE", "LEARNING_RATE", "VALIDATION_PERCENT"
     EARLY_STOPPING, LOSS, CLASS_BALANCING, AUGMENT = "EARLY_STOPPING", "LOSS", "CLASS_BALANCING", "AUGMENT"
     FREEZE_ENCODER, DEVICE, SEED, OUTPUT_MODEL, OUTPUT_REPORT = "FREEZE_ENCODER", "DEVICE", "SEED", "OUTPUT_MODEL", "OUTPUT_REPORT"
-    OUTPUT_ONNX = "OUTPUT_ONNX"
+    OUTPUT_ONNX, TIME_LIMIT, PRECISION = "OUTPUT_ONNX", "TIME_LIMIT", "PRECISION"
 
     def name(self):
         return "trainunet"
@@ -51,6 +52,8 @@ class TrainUnet(UnetAlgorithm):
                                              tr("A trained model to fine-tune; its bands and classes must match the chips."))))
         self.addParameter(with_help(QgsProcessingParameterNumber(self.EPOCHS, tr("Epochs"), QgsProcessingParameterNumber.Type.Integer, 20, minValue=1),
                                     tr("Passes over the training chips.")))
+        self.addParameter(with_help(QgsProcessingParameterNumber(self.TIME_LIMIT, tr("Time limit (minutes)"), QgsProcessingParameterNumber.Type.Double, 0.0, minValue=0.0),
+                                    tr("Stop after this many minutes, keeping the best model; the learning-rate schedule is planned to end at the limit. 0: no limit (EPOCHS decides).")))
         self.addParameter(with_help(QgsProcessingParameterNumber(self.BATCH_SIZE, tr("Batch size"), QgsProcessingParameterNumber.Type.Integer, 8, minValue=1),
                                     tr("Chips per training step. Lower it if memory runs out.")))
         self.addParameter(advanced(with_help(QgsProcessingParameterNumber(self.LEARNING_RATE, tr("Learning rate"), QgsProcessingParameterNumber.Type.Double, 0.0, minValue=0.0),
@@ -69,6 +72,8 @@ class TrainUnet(UnetAlgorithm):
                                              tr("Train the decoder only (faster, for small data sets)."))))
         self.addParameter(advanced(with_help(enum_param(self.DEVICE, tr("Device"), DEVICES, "auto"),
                                              tr("auto: a CUDA GPU when present, else the CPU."))))
+        self.addParameter(advanced(with_help(enum_param(self.PRECISION, tr("Precision"), PRECISIONS, "auto"),
+                                             tr("auto: the fastest arithmetic this CPU or GPU does natively (bf16 on CPUs with native bf16, measured; float16 mixed precision on CUDA). full: float32 throughout."))))
         self.addParameter(advanced(with_help(QgsProcessingParameterNumber(self.SEED, tr("Random seed"), QgsProcessingParameterNumber.Type.Integer, 42),
                                              tr("Makes the split and the training reproducible."))))
         self.addParameter(with_help(QgsProcessingParameterFileDestination(self.OUTPUT_MODEL, tr("Output model"), tr("U-Net model (*.pt)")),
@@ -94,6 +99,7 @@ class TrainUnet(UnetAlgorithm):
             encoder_weights=self.parameterAsFile(parameters, self.ENCODER_WEIGHTS, context) or None,
             init_model=self.parameterAsFile(parameters, self.INIT_MODEL, context) or None,
             epochs=self.parameterAsInt(parameters, self.EPOCHS, context),
+            time_limit=self.parameterAsDouble(parameters, self.TIME_LIMIT, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             learning_rate=self.parameterAsDouble(parameters, self.LEARNING_RATE, context),
             validation_percent=self.parameterAsDouble(parameters, self.VALIDATION_PERCENT, context),
@@ -103,6 +109,7 @@ class TrainUnet(UnetAlgorithm):
             augment=self.parameterAsBool(parameters, self.AUGMENT, context),
             freeze_encoder=self.parameterAsBool(parameters, self.FREEZE_ENCODER, context),
             device=self.enum_value(parameters, self.DEVICE, context),
+            precision=self.enum_value(parameters, self.PRECISION, context),
             seed=self.parameterAsInt(parameters, self.SEED, context),
             output_report=report or None,
             output_onnx=onnx_path or None,
