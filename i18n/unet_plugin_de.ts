@@ -3,6 +3,118 @@
   <context>
     <name>UnetPlugin</name>
     <message>
+      <source>Assess Accuracy</source>
+      <translation>Genauigkeit bewerten</translation>
+    </message>
+    <message>
+      <source>How good is a class map? Compares a class raster (from Classify Raster, or any classified raster) with reference data: polygons with a class field (class names or codes, matched to the raster's class names and values) or a classified reference raster on any grid.
+
+Writes a table with, per class, the reference and mapped pixels, producer's accuracy (recall), user's accuracy (precision), F1 and IoU, and optionally an HTML report with the confusion matrix, overall accuracy and Cohen's kappa. Pixels that are nodata in either raster do not count; reference classes the map does not know are an error that lists both.</source>
+      <translation>Wie gut ist eine Klassenkarte? Vergleicht ein Klassenraster (aus „Raster klassifizieren“ oder ein beliebiges klassifiziertes Raster) mit Referenzdaten: Polygone mit einem Klassenfeld (Klassennamen oder Codes, zugeordnet zu den Klassennamen und Werten des Rasters) oder ein klassifiziertes Referenzraster auf beliebigem Raster.
+
+Schreibt eine Tabelle mit Referenz- und kartierten Pixeln, Herstellergenauigkeit (Recall), Nutzergenauigkeit (Precision), F1 und IoU je Klasse sowie optional einen HTML-Bericht mit Konfusionsmatrix, Gesamtgenauigkeit und Cohens Kappa. Pixel, die in einem der Raster NoData sind, zählen nicht; Referenzklassen, die die Karte nicht kennt, sind ein Fehler, der beide Listen nennt.</translation>
+    </message>
+    <message>
+      <source>The class map to assess, e.g. the output of Classify Raster.</source>
+      <translation>Die zu bewertende Klassenkarte, z. B. das Ergebnis von „Raster klassifizieren“.</translation>
+    </message>
+    <message>
+      <source>Polygons of known classes, in any CRS. Give these or a reference raster.</source>
+      <translation>Polygone bekannter Klassen, in beliebigem KBS. Diese oder ein Referenzraster angeben.</translation>
+    </message>
+    <message>
+      <source>Field with the class names or codes of the map. Empty: every polygon is class 1.</source>
+      <translation>Feld mit den Klassennamen oder Codes der Karte. Leer: jedes Polygon ist Klasse 1.</translation>
+    </message>
+    <message>
+      <source>A classified reference raster instead of polygons, on any grid (resampled by nearest neighbour).</source>
+      <translation>Ein klassifiziertes Referenzraster statt Polygonen, auf beliebigem Raster (Nächster-Nachbar-Resampling).</translation>
+    </message>
+    <message>
+      <source>What the reference means outside every polygon: background (class 0) or unknown (not counted).</source>
+      <translation>Was die Referenz außerhalb aller Polygone bedeutet: Hintergrund (Klasse 0) oder unbekannt (nicht gezählt).</translation>
+    </message>
+    <message>
+      <source>Area to assess. Empty: the whole class raster.</source>
+      <translation>Zu bewertender Bereich. Leer: das ganze Klassenraster.</translation>
+    </message>
+    <message>
+      <source>Per class: reference and mapped pixels, producer's and user's accuracy, F1 and IoU.</source>
+      <translation>Je Klasse: Referenz- und kartierte Pixel, Hersteller- und Nutzergenauigkeit, F1 und IoU.</translation>
+    </message>
+    <message>
+      <source>A self-contained HTML page with the confusion matrix, overall accuracy and kappa.</source>
+      <translation>Eine eigenständige HTML-Seite mit Konfusionsmatrix, Gesamtgenauigkeit und Kappa.</translation>
+    </message>
+    <message>
+      <source>Overall accuracy</source>
+      <translation>Gesamtgenauigkeit</translation>
+    </message>
+    <message>
+      <source>Kappa</source>
+      <translation>Kappa</translation>
+    </message>
+    <message>
+      <source>Mean IoU</source>
+      <translation>Mittlere IoU</translation>
+    </message>
+    <message>
+      <source>choose a class raster.</source>
+      <translation>ein Klassenraster wählen.</translation>
+    </message>
+    <message>
+      <source>the raster has no coordinate reference system; assign one first.</source>
+      <translation>Das Raster hat kein Koordinatenbezugssystem; weisen Sie zuerst eines zu.</translation>
+    </message>
+    <message>
+      <source>give exactly one reference: polygons (REFERENCE) or a classified raster (REFERENCE_RASTER).</source>
+      <translation>genau eine Referenz angeben: Polygone (REFERENCE) oder ein klassifiziertes Raster (REFERENCE_RASTER).</translation>
+    </message>
+    <message>
+      <source>Class raster</source>
+      <translation>Klassenraster</translation>
+    </message>
+    <message>
+      <source>Reference polygons</source>
+      <translation>Referenzpolygone</translation>
+    </message>
+    <message>
+      <source>Class field</source>
+      <translation>Klassenfeld</translation>
+    </message>
+    <message>
+      <source>Reference raster</source>
+      <translation>Referenzraster</translation>
+    </message>
+    <message>
+      <source>Outside the reference polygons</source>
+      <translation>Außerhalb der Referenzpolygone</translation>
+    </message>
+    <message>
+      <source>Extent</source>
+      <translation>Ausdehnung</translation>
+    </message>
+    <message>
+      <source>Accuracy table</source>
+      <translation>Genauigkeitstabelle</translation>
+    </message>
+    <message>
+      <source>Accuracy report</source>
+      <translation>Genauigkeitsbericht</translation>
+    </message>
+    <message>
+      <source>HTML files (*.html)</source>
+      <translation>HTML-Dateien (*.html)</translation>
+    </message>
+    <message>
+      <source>the field does not exist in the reference polygons.</source>
+      <translation>das Feld gibt es in den Referenzpolygonen nicht.</translation>
+    </message>
+    <message>
+      <source>the layer has no polygons.</source>
+      <translation>Der Layer enthält keine Polygone.</translation>
+    </message>
+    <message>
       <source>Canceled; partial outputs were removed.</source>
       <translation>Abgebrochen; unvollständige Ergebnisse wurden entfernt.</translation>
     </message>
@@ -35,6 +147,10 @@ Das Raster wird in überlappenden Kacheln verarbeitet, die überblendet werden, 
       <translation>Zu klassifizierender Bereich. Leer: das ganze Raster.</translation>
     </message>
     <message>
+      <source>Regions of one class smaller than this many pixels are merged into the largest neighbouring region, in the class raster and the polygons. 0: off.</source>
+      <translation>Gebiete einer Klasse mit weniger Pixeln als diesem Wert werden dem größten Nachbargebiet zugeschlagen, im Klassenraster und in den Polygonen. 0: aus.</translation>
+    </message>
+    <message>
       <source>The class raster.</source>
       <translation>Das Klassenraster.</translation>
     </message>
@@ -43,12 +159,16 @@ Das Raster wird in überlappenden Kacheln verarbeitet, die überblendet werden, 
       <translation>Wahrscheinlichkeit (0–1) der gewählten Klasse je Pixel.</translation>
     </message>
     <message>
-      <source>choose a raster layer.</source>
-      <translation>Wählen Sie einen Rasterlayer.</translation>
+      <source>One band per class, named after it: its probability, stored as bytes with scale 1/255 (readers see 0–1); nodata where the input is nodata.</source>
+      <translation>Ein Band je Klasse, nach ihr benannt: ihre Wahrscheinlichkeit, als Byte mit Skalierung 1/255 gespeichert (Leser sehen 0–1); NoData, wo die Eingabe NoData ist.</translation>
     </message>
     <message>
-      <source>the raster has no coordinate reference system; assign one first.</source>
-      <translation>Das Raster hat kein Koordinatenbezugssystem; weisen Sie zuerst eines zu.</translation>
+      <source>The class map as polygons, one per connected region (after the minimum mapping unit), with class value, class name and area in square metres; styled by class colour.</source>
+      <translation>Die Klassenkarte als Polygone, eines je zusammenhängendem Gebiet (nach der Mindestkartiereinheit), mit Klassenwert, Klassenname und Fläche in Quadratmetern; nach Klassenfarbe gestaltet.</translation>
+    </message>
+    <message>
+      <source>choose a raster layer.</source>
+      <translation>Wählen Sie einen Rasterlayer.</translation>
     </message>
     <message>
       <source>Input imagery</source>
@@ -57,10 +177,6 @@ Das Raster wird in überlappenden Kacheln verarbeitet, die überblendet werden, 
     <message>
       <source>Model</source>
       <translation>Modell</translation>
-    </message>
-    <message>
-      <source>Extent</source>
-      <translation>Ausdehnung</translation>
     </message>
     <message>
       <source>Tile width and height, a multiple of 32. 0: the model's chip size.</source>
@@ -83,12 +199,24 @@ Das Raster wird in überlappenden Kacheln verarbeitet, die überblendet werden, 
       <translation>auto: eine CUDA-GPU, falls vorhanden, sonst die CPU.</translation>
     </message>
     <message>
+      <source>Minimum mapping unit (pixels)</source>
+      <translation>Mindestkartiereinheit (Pixel)</translation>
+    </message>
+    <message>
       <source>Classified raster</source>
       <translation>Klassifiziertes Raster</translation>
     </message>
     <message>
       <source>Confidence raster</source>
       <translation>Konfidenzraster</translation>
+    </message>
+    <message>
+      <source>Class probabilities</source>
+      <translation>Klassenwahrscheinlichkeiten</translation>
+    </message>
+    <message>
+      <source>Class polygons</source>
+      <translation>Klassenpolygone</translation>
     </message>
     <message>
       <source>Tile size (pixels)</source>
@@ -179,20 +307,8 @@ Labels sind Klassenpolygone (mit einem Klassenfeld aus Codes 1–254 oder Klasse
       <translation>Das Feld gibt es in den Klassenpolygonen nicht.</translation>
     </message>
     <message>
-      <source>the layer has no polygons.</source>
-      <translation>Der Layer enthält keine Polygone.</translation>
-    </message>
-    <message>
       <source>Bands</source>
       <translation>Bänder</translation>
-    </message>
-    <message>
-      <source>Class polygons</source>
-      <translation>Klassenpolygone</translation>
-    </message>
-    <message>
-      <source>Class field</source>
-      <translation>Klassenfeld</translation>
     </message>
     <message>
       <source>Label raster</source>
@@ -385,10 +501,6 @@ Ein Teil der Chips wird in räumlichen Blöcken, getrennt von den Trainingschips
     <message>
       <source>Training report</source>
       <translation>Trainingsbericht</translation>
-    </message>
-    <message>
-      <source>HTML files (*.html)</source>
-      <translation>HTML-Dateien (*.html)</translation>
     </message>
     <message>
       <source>The best model also as ONNX, with the metadata the Deepness plugin reads (needs the onnx package).</source>

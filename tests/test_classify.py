@@ -151,6 +151,7 @@ def test_onnx_graph_is_exported_once_per_model_file(tiny_model, tmp_path, monkey
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("UNET_CACHE_DIR", str(cache))
+    predict._SESSIONS.clear()  # graphs are keyed by the model's content: earlier tests ran this very model
     model = str(tmp_path / "m.pt")
     with open(tiny_model[0], "rb") as src, open(model, "wb") as dst:
         dst.write(src.read())
@@ -180,12 +181,24 @@ def test_onnx_graph_is_exported_once_per_model_file(tiny_model, tmp_path, monkey
     third, c = run("c")
     assert "(cached graph)" in third and np.array_equal(a, c) and os.listdir(cache / "onnx") == graphs
     st = os.stat(model)
-    os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the model file was replaced: export again
+    os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched, same weights: the same graph
     fourth, d = run("d")
-    assert "(exported)" in fourth and np.array_equal(a, d) and len(os.listdir(cache / "onnx")) == 2
+    assert "(kept in memory)" in fourth and np.array_equal(a, d) and os.listdir(cache / "onnx") == graphs
+
+    from unet_segmentation.unet_plugin.ml.modelfile import build_model, read_model_file, save_model
+
+    def replace_weights(scale):  # the model file replaced by other weights: export again
+        payload = read_model_file(tiny_model[0])
+        net = build_model(payload["metadata"])
+        net.load_state_dict({k: (v * scale if k == "head.bias" else v) for k, v in payload["state_dict"].items()})
+        save_model(model, net, payload["metadata"])
+
+    replace_weights(0.5)
+    fifth, _ = run("f")
+    assert "(exported)" in fifth and len(os.listdir(cache / "onnx")) == 2
     # the cache keeps the most recently used graphs only
     monkeypatch.setattr(predict, "ONNX_CACHE_FILES", 1)
-    os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns + 2 * 10**9))
+    replace_weights(0.25)
     run("e")
     assert len(os.listdir(cache / "onnx")) == 1
 

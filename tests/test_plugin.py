@@ -16,13 +16,16 @@ DESIGN = {
     "unet:trainunet": ["CHIPS", "BACKBONE", "PRETRAINED", "ENCODER_WEIGHTS", "INIT_MODEL", "EPOCHS", "TIME_LIMIT",
                        "BATCH_SIZE", "LEARNING_RATE", "VALIDATION_PERCENT", "EARLY_STOPPING", "LOSS", "CLASS_BALANCING",
                        "AUGMENT", "FREEZE_ENCODER", "DEVICE", "PRECISION", "SEED", "OUTPUT_MODEL", "OUTPUT_REPORT", "OUTPUT_ONNX"],
-    "unet:classifyraster": ["INPUT", "MODEL", "EXTENT", "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "TTA", "DEVICE", "OUTPUT",
-                            "OUTPUT_CONFIDENCE"],
+    "unet:classifyraster": ["INPUT", "MODEL", "EXTENT", "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "TTA", "DEVICE", "MIN_AREA",
+                            "OUTPUT", "OUTPUT_CONFIDENCE", "OUTPUT_PROBABILITIES", "OUTPUT_POLYGONS"],
+    "unet:assessaccuracy": ["INPUT", "REFERENCE", "CLASS_FIELD", "REFERENCE_RASTER", "UNLABELED", "EXTENT", "OUTPUT_TABLE",
+                            "OUTPUT_REPORT"],
 }
 OUTPUTS = {
     "unet:exporttrainingchips": {"OUTPUT", "FOOTPRINTS", "CHIP_COUNT"},
     "unet:trainunet": {"OUTPUT_MODEL", "OUTPUT_REPORT", "OUTPUT_ONNX", "VALIDATION_MIOU", "VALIDATION_ACCURACY", "EPOCHS_RUN"},
-    "unet:classifyraster": {"OUTPUT", "OUTPUT_CONFIDENCE"},
+    "unet:classifyraster": {"OUTPUT", "OUTPUT_CONFIDENCE", "OUTPUT_PROBABILITIES", "OUTPUT_POLYGONS"},
+    "unet:assessaccuracy": {"OUTPUT_TABLE", "OUTPUT_REPORT", "OVERALL_ACCURACY", "KAPPA", "MEAN_IOU"},
 }
 DEFAULTS = {
     "unet:exporttrainingchips": {"UNLABELED": "background", "CHIP_SIZE": 256, "STRIDE": 0, "MIN_LABELED": 0, "MAX_NODATA": 50},
@@ -30,7 +33,8 @@ DEFAULTS = {
                        "VALIDATION_PERCENT": 10, "EARLY_STOPPING": 5, "LOSS": "cross-entropy", "CLASS_BALANCING": False,
                        "AUGMENT": True, "FREEZE_ENCODER": False, "DEVICE": "auto", "SEED": 42,
                        "TIME_LIMIT": 0, "PRECISION": "auto"},
-    "unet:classifyraster": {"TILE_SIZE": 0, "OVERLAP": 25, "BATCH_SIZE": 4, "TTA": False, "DEVICE": "auto"},
+    "unet:classifyraster": {"TILE_SIZE": 0, "OVERLAP": 25, "BATCH_SIZE": 4, "TTA": False, "DEVICE": "auto", "MIN_AREA": 0},
+    "unet:assessaccuracy": {"UNLABELED": "ignore"},
 }
 
 
@@ -130,9 +134,13 @@ def test_loads_and_explains_with_torch_blocked():
         "print(reg.algorithmById('unet:classifyraster').canExecute())\n"
         "print(reg.algorithmById('unet:exporttrainingchips').canExecute())\n"
         "print('torch' in sys.modules and sys.modules['torch'] is not None)\n"
+        "print(reg.algorithmById('unet:assessaccuracy').canExecute())\n"
+        f"from {PACKAGE}.unet_plugin.core.accuracy import AccuracyConfig, assess\n"
+        f"print(assess(AccuracyConfig(input={NC_STRATA!r}, reference_raster={NC_STRATA!r})).scores['accuracy'])\n"
     )
     lines = _python(code).strip().splitlines()
-    assert lines[0] == "['unet:classifyraster', 'unet:exporttrainingchips', 'unet:trainunet']"
+    assert lines[0] == "['unet:assessaccuracy', 'unet:classifyraster', 'unet:exporttrainingchips', 'unet:trainunet']"
+    assert lines[5].startswith("(True,") and lines[6] == "1.0"  # Assess Accuracy runs without torch
     for line in lines[1:3]:
         assert line.startswith("(False,") and "torch" in line and "pip install" in line
     assert lines[3].startswith("(True,")  # export needs no torch
@@ -337,3 +345,27 @@ def test_qgis_process_takes_enum_names_and_refuses_positions(installed_zip, tmp_
                           "CLASS_FIELD=label", "UNLABELED=1", "CHIP_SIZE=64", f"OUTPUT={tmp_path / 'bad'}"],
                          env=installed_zip, capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "UNLABELED" in bad.stdout + bad.stderr and not (tmp_path / "bad").exists()
+
+
+def test_run_and_load_results_styles_the_polygons(provider, tiny_model, tmp_path, qgis_iface):
+    """OUTPUT_POLYGONS loads into QGIS categorized by class, with the model's names and colours."""
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsProject
+
+    project = QgsProject.instance()
+    context = QgsProcessingContext()
+    context.setProject(project)
+    res = processing.runAndLoadResults("unet:classifyraster", {
+        "INPUT": NC_IMAGE, "MODEL": tiny_model[0], "OUTPUT": str(tmp_path / "c.tif"), "MIN_AREA": 30,
+        "OUTPUT_POLYGONS": str(tmp_path / "c_polygons.gpkg")}, feedback=QgsProcessingFeedback(), context=context)
+    layers = [lyr for lyr in project.mapLayers().values() if lyr.source().split("|")[0] == res["OUTPUT_POLYGONS"]]
+    assert layers and layers[0].featureCount() > 10
+    renderer = layers[0].renderer()
+    assert renderer.type() == "categorizedSymbol" and renderer.classAttribute() == "class_value"
+    from unet_segmentation.unet_plugin.ml.modelfile import read_model_file
+
+    classes = read_model_file(tiny_model[0])["metadata"]["classes"]
+    cats = {int(c.value()): (c.label(), c.symbol().color().name()) for c in renderer.categories()}
+    for c in classes:
+        assert cats[c["value"]] == (c["name"], "#{:02x}{:02x}{:02x}".format(*c["color"]))
+    project.removeAllMapLayers()

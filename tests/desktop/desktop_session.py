@@ -10,7 +10,7 @@ import os
 import sys
 import traceback
 
-from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsProcessingContext, QgsProcessingFeedback, QgsProject
+from qgis.core import Qgis, QgsApplication, QgsProcessingContext, QgsProcessingFeedback, QgsProject
 from qgis.utils import iface
 
 OUT = os.environ["UNET_DESKTOP_OUT"]

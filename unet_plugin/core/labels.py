@@ -100,8 +100,9 @@ def burn_mask(path: str, out_path: str, info: RasterInfo, window: Window, parame
     return count
 
 
-def raster_classes(path: str, parameter: str = "LABEL_RASTER") -> list[dict]:
-    """Classes of a classified raster: its values (1–254), with names and colours it carries.
+def raster_classes(path: str, parameter: str = "LABEL_RASTER", keep_zero: bool = False) -> list[dict]:
+    """Classes of a classified raster: its values (1–254; 0 too with ``keep_zero``), with the names
+    and colours it carries.
 
     Values are found block by block, so memory does not grow with the raster.
     Names come from the raster attribute table or category names, colours from
@@ -124,8 +125,9 @@ def raster_classes(path: str, parameter: str = "LABEL_RASTER") -> list[dict]:
             present.update(np.nonzero(np.bincount(a.astype(np.int64).ravel(), minlength=256))[0].tolist())
         else:  # values a label raster should not have; found exactly so the error can name them
             present.update(np.unique(a).tolist())
-    present.discard(0)
-    bad = sorted(v for v in present if v != int(v) or not 1 <= v <= 254)
+    if not keep_zero:
+        present.discard(0)
+    bad = sorted(v for v in present if v != int(v) or not (0 if keep_zero else 1) <= v <= 254)
     if bad:
         raise UserInputError(
             parameter,
@@ -205,6 +207,14 @@ def same_grid(gt: tuple, info: RasterInfo, tolerance: float = 0.01) -> bool:
         if abs(x_src - x_img) > tolerance * abs(img[1]) or abs(y_src - y_img) > tolerance * abs(img[5]):
             return False
     return True
+
+
+def read_polygons(path: str, parameter: str) -> list[tuple[bytes, int]]:
+    """``(wkb, code)`` of every polygon written by :func:`write_polygons`, in the order written."""
+    src, layer = _vector_layer(path, parameter)
+    out = [(f.GetGeometryRef().ExportToWkb(), f.GetField(CODE_FIELD)) for f in layer if f.GetGeometryRef() is not None]
+    src = None
+    return out
 
 
 def write_polygons(path: str, crs_wkt: str, polygons) -> int:

@@ -50,6 +50,9 @@ class ClassifyConfig:
     tta: bool = False
     device: str = "auto"
     output_confidence: str | None = None
+    output_probabilities: str | None = None
+    min_area: int = 0  # pixels; regions of one class smaller than this are merged into their surroundings
+    output_polygons: str | None = None
     engine: str = "auto"  # CPU forward pass: "auto" (onnxruntime when installed), "onnxruntime", "torch"
     block_width: int = 0  # columns per block (0: BLOCK_WIDTH); memory grows with it, not with the raster
 
@@ -292,15 +295,25 @@ def check_input(ds, info, meta: dict, bands: list[int], warn: Callable[[str], No
                  f"std {std[i]:.4g}); is the raster scaled the same way?")
 
 
-def _create(path: str, width: int, height: int, gt, wkt: str, dtype: int, nodata: float) -> gdal.Dataset:
+def _create(path: str, width: int, height: int, gt, wkt: str, dtype: int, nodata: float, bands: int = 1) -> gdal.Dataset:
     ds = gdal.GetDriverByName("GTiff").Create(
-        path, width, height, 1, dtype,
-        ["TILED=YES", "COMPRESS=DEFLATE", "PREDICTOR=2" if dtype == gdal.GDT_Byte else "PREDICTOR=1", "BIGTIFF=IF_SAFER"],
+        path, width, height, bands, dtype,
+        ["TILED=YES", "COMPRESS=DEFLATE", "PREDICTOR=2" if dtype == gdal.GDT_Byte else "PREDICTOR=1", "BIGTIFF=IF_SAFER",
+         "INTERLEAVE=BAND"],
     )
     ds.SetGeoTransform(gt)
     ds.SetProjection(wkt)
-    ds.GetRasterBand(1).SetNoDataValue(nodata)
+    for b in range(bands):
+        ds.GetRasterBand(b + 1).SetNoDataValue(nodata)
     return ds
+
+
+PROBABILITY_NODATA = 255  # probabilities are stored as round(p × 255), at most 254 (0.996), scale 1/255
+
+
+def probability_bytes(prob: np.ndarray) -> np.ndarray:
+    """Probabilities (k, h, w) as Byte: ``min(round(p × 255), 254)``, read back as value / 255 (GDAL scale)."""
+    return np.minimum(np.rint(prob * 255.0), 254).astype(np.uint8)
 
 
 def driver_for(path: str) -> str:
@@ -375,7 +388,14 @@ def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> Class
         raise UserInputError("OVERLAP", "must be a percentage from 0 to 75.")
     if config.batch_size < 1:
         raise UserInputError("BATCH_SIZE", "must be at least 1.")
-    for key, path in (("OUTPUT", config.output), ("OUTPUT_CONFIDENCE", config.output_confidence)):
+    if config.min_area < 0:
+        raise UserInputError("MIN_AREA", "must be 0 (off) or a number of pixels.")
+    if config.output_polygons:
+        from ..core.regions import check_vector_output
+
+        check_vector_output(config.output_polygons)
+    for key, path in (("OUTPUT", config.output), ("OUTPUT_CONFIDENCE", config.output_confidence),
+                      ("OUTPUT_PROBABILITIES", config.output_probabilities)):
         if path:
             check_output_file(path, key)
             if key == "OUTPUT":
@@ -402,6 +422,15 @@ def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> Class
     tmp_conf = config.output_confidence + ".partial.tif" if config.output_confidence else None
     out_ds = _create(tmp_out, window.width, window.height, gt, info.crs_wkt, gdal.GDT_Byte, NODATA)
     conf_ds = _create(tmp_conf, window.width, window.height, gt, info.crs_wkt, gdal.GDT_Float32, CONFIDENCE_NODATA) if tmp_conf else None
+    tmp_prob = config.output_probabilities + ".partial.tif" if config.output_probabilities else None
+    prob_ds = None
+    if tmp_prob:
+        prob_ds = _create(tmp_prob, window.width, window.height, gt, info.crs_wkt, gdal.GDT_Byte, PROBABILITY_NODATA, k)
+        for b, c in enumerate(classes):
+            band = prob_ds.GetRasterBand(b + 1)
+            band.SetDescription(c["name"])
+            band.SetScale(1.0 / 255.0)
+            band.SetOffset(0.0)
     counts = np.zeros(256, dtype=np.int64)
     stop = threading.Event()
     failure: list[BaseException] = []
@@ -441,10 +470,13 @@ def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> Class
                 item = q_out.get()
                 if item is None:
                     break
-                x, y, cls, conf = item
+                x, y, cls, conf, probs = item
                 out_ds.GetRasterBand(1).WriteArray(cls, x, y)
                 if conf_ds is not None:
                     conf_ds.GetRasterBand(1).WriteArray(conf, x, y)
+                if prob_ds is not None:
+                    for b in range(probs.shape[0]):
+                        prob_ds.GetRasterBand(b + 1).WriteArray(probs[b], x, y)
         except BaseException as exc:
             failure.append(exc)
 
@@ -477,7 +509,11 @@ def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> Class
         conf_np = conf.cpu().numpy().astype(np.float32) if conf_ds is not None else None
         if conf_np is not None:
             conf_np[~ok] = CONFIDENCE_NODATA
-        q_out.put((state["x0"], y, cls, conf_np))
+        probs = None
+        if prob_ds is not None:
+            probs = probability_bytes(prob.cpu().numpy())
+            probs[:, ~ok] = PROBABILITY_NODATA
+        q_out.put((state["x0"], y, cls, conf_np, probs))
 
     try:
         with torch.inference_mode():
@@ -530,10 +566,22 @@ def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> Class
             t.join()
         if failure:
             raise failure[0]
-        out_ds = conf_ds = None
+        out_ds = conf_ds = prob_ds = None
+        if config.min_area > 0 or config.output_polygons:
+            from ..core.regions import polygonize, sieve
+
+            if config.min_area > 0:
+                merged = sieve(tmp_out, config.min_area, is_canceled)
+                log(f"Minimum mapping unit {config.min_area} px: {merged:,} pixels of smaller regions merged into the "
+                    "largest neighbouring region.")
+            if config.output_polygons:
+                n_polygons = polygonize(tmp_out, config.output_polygons, classes, is_canceled)
+                log(f"{n_polygons:,} polygons written to {config.output_polygons}.")
         _finish_output(tmp_out, config.output, classes)
         if tmp_conf:
             _finish_output(tmp_conf, config.output_confidence, None)
+        if tmp_prob:
+            _finish_output(tmp_prob, config.output_probabilities, None)
     except BaseException:
         stop.set()
         try:  # unblock and stop the threads, then remove every partial output
@@ -544,8 +592,8 @@ def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> Class
         q_out.put(None)
         for t in threads:
             t.join(timeout=10)
-        out_ds = conf_ds = None
-        for p in (tmp_out, tmp_conf):
+        out_ds = conf_ds = prob_ds = None
+        for p in (tmp_out, tmp_conf, tmp_prob):
             if p and os.path.exists(p):
                 gdal.GetDriverByName("GTiff").Delete(p)
         raise

@@ -103,7 +103,7 @@ def _line_chart(series: dict, title: str, ylabel: str, log_x=None) -> str:
 
 def write_report(path: str, result, data, config) -> None:
     """Write the HTML training report for a finished (or canceled) run."""
-    from .train import scores
+    from ..core.metrics import scores
 
     classes = result.classes
     names = [c["name"] for c in classes]

@@ -17,6 +17,7 @@ from osgeo import gdal
 
 from ..core.dataset import ChipDataset, load_chip_dataset, spatial_split, validation_mask
 from ..core.errors import Canceled, UserInputError
+from ..core.metrics import scores
 from ..core.paths import check_output_file
 from .encoders import EncoderWeightsError, imagenet_state_dict, load_weights_file
 from .modelfile import ModelFileError, read_model_file, save_model
@@ -208,28 +209,6 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, k: int) -> torch.
     valid = target != IGNORE
     idx = target[valid].long() * k + pred[valid].long()
     return torch.bincount(idx, minlength=k * k).reshape(k, k).cpu()
-
-
-def scores(cm: np.ndarray) -> dict:
-    """Pixel accuracy, per-class IoU, precision, recall, F1 and mean IoU from a confusion matrix.
-
-    Mean IoU averages the classes that occur in the truth or the prediction.
-    """
-    cm = cm.astype(np.float64)
-    tp = np.diag(cm)
-    truth, predicted = cm.sum(1), cm.sum(0)
-    union = truth + predicted - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, tp / union, np.nan)
-        precision = np.where(predicted > 0, tp / predicted, np.nan)
-        recall = np.where(truth > 0, tp / truth, np.nan)
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), np.nan)
-    present = union > 0
-    return {
-        "accuracy": float(tp.sum() / max(cm.sum(), 1)),
-        "miou": float(np.nanmean(iou[present])) if present.any() else 0.0,
-        "iou": iou.tolist(), "precision": precision.tolist(), "recall": recall.tolist(), "f1": f1.tolist(),
-    }
 
 
 def find_learning_rate(model, loss_fn, train: ChipTensors, batch_size, device, gen, log, steps=40):

@@ -7,7 +7,8 @@ import os
 from qgis.core import (
     QgsProcessingLayerPostProcessorInterface, QgsProcessingParameterBoolean,
     QgsProcessingParameterExtent, QgsProcessingParameterFile, QgsProcessingParameterNumber,
-    QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer, QgsProcessingParameterVectorDestination,
+    QgsProcessing,
 )
 
 from ..core.errors import UserInputError
@@ -15,7 +16,7 @@ from .base import DEVICES, UnetAlgorithm, enum_param, advanced, log_of, progress
 
 
 class ClassStyle(QgsProcessingLayerPostProcessorInterface):
-    """Styles the loaded class raster from the ``.qml`` written beside it."""
+    """Styles a loaded class raster or class polygons from the ``.qml`` written beside them."""
 
     # QGIS does not keep the post-processor alive; we do, for the latest runs only, so a long
     # batch does not pile them up (each is used right after its own run)
@@ -41,6 +42,7 @@ class ClassifyRaster(UnetAlgorithm):
     needs_torch = True
     INPUT, MODEL, EXTENT, TILE_SIZE, OVERLAP = "INPUT", "MODEL", "EXTENT", "TILE_SIZE", "OVERLAP"
     BATCH_SIZE, TTA, DEVICE, OUTPUT, OUTPUT_CONFIDENCE = "BATCH_SIZE", "TTA", "DEVICE", "OUTPUT", "OUTPUT_CONFIDENCE"
+    MIN_AREA, OUTPUT_PROBABILITIES, OUTPUT_POLYGONS = "MIN_AREA", "OUTPUT_PROBABILITIES", "OUTPUT_POLYGONS"
 
     def name(self):
         return "classifyraster"
@@ -74,10 +76,16 @@ class ClassifyRaster(UnetAlgorithm):
                                              tr("Average the predictions of the 8 flips and rotations (8× slower, a little more accurate)."))))
         self.addParameter(advanced(with_help(enum_param(self.DEVICE, tr("Device"), DEVICES, "auto"),
                                              tr("auto: a CUDA GPU when present, else the CPU."))))
+        self.addParameter(with_help(QgsProcessingParameterNumber(self.MIN_AREA, tr("Minimum mapping unit (pixels)"), QgsProcessingParameterNumber.Type.Integer, 0, minValue=0),
+                                    tr("Regions of one class smaller than this many pixels are merged into the largest neighbouring region, in the class raster and the polygons. 0: off.")))
         self.addParameter(with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, tr("Classified raster")),
                                     tr("The class raster.")))
         self.addParameter(with_help(QgsProcessingParameterRasterDestination(self.OUTPUT_CONFIDENCE, tr("Confidence raster"), optional=True, createByDefault=False),
                                     tr("Probability (0–1) of the chosen class per pixel.")))
+        self.addParameter(with_help(QgsProcessingParameterRasterDestination(self.OUTPUT_PROBABILITIES, tr("Class probabilities"), optional=True, createByDefault=False),
+                                    tr("One band per class, named after it: its probability, stored as bytes with scale 1/255 (readers see 0–1); nodata where the input is nodata.")))
+        self.addParameter(with_help(QgsProcessingParameterVectorDestination(self.OUTPUT_POLYGONS, tr("Class polygons"), QgsProcessing.SourceType.TypeVectorPolygon, optional=True, createByDefault=False),
+                                    tr("The class map as polygons, one per connected region (after the minimum mapping unit), with class value, class name and area in square metres; styled by class colour.")))
 
     def process(self, parameters, context, feedback):
         from ..ml.predict import ClassifyConfig, classify
@@ -90,6 +98,8 @@ class ClassifyRaster(UnetAlgorithm):
         extent = self.extent_in(parameters, self.EXTENT, context, layer.crs())
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         confidence = self.parameterAsOutputLayer(parameters, self.OUTPUT_CONFIDENCE, context) if parameters.get(self.OUTPUT_CONFIDENCE) else None
+        probabilities = self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITIES, context) if parameters.get(self.OUTPUT_PROBABILITIES) else None
+        polygons = self.parameterAsOutputLayer(parameters, self.OUTPUT_POLYGONS, context) if parameters.get(self.OUTPUT_POLYGONS) else None
         cfg = ClassifyConfig(
             input=layer.source(), model=self.parameterAsFile(parameters, self.MODEL, context), output=output,
             extent=extent, tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
@@ -98,9 +108,14 @@ class ClassifyRaster(UnetAlgorithm):
             tta=self.parameterAsBool(parameters, self.TTA, context),
             device=self.enum_value(parameters, self.DEVICE, context),
             output_confidence=confidence or None,
+            output_probabilities=probabilities or None,
+            min_area=self.parameterAsInt(parameters, self.MIN_AREA, context),
+            output_polygons=polygons or None,
         )
         classify(cfg, progress_of(feedback), feedback.isCanceled, log_of(feedback), warn_of(feedback))
-        if context.willLoadLayerOnCompletion(output):
-            details = context.layerToLoadOnCompletionDetails(output)
-            details.setPostProcessor(ClassStyle.create(os.path.splitext(output)[0] + ".qml"))
-        return {self.OUTPUT: output, self.OUTPUT_CONFIDENCE: confidence}
+        for path in (output, polygons):
+            if path and context.willLoadLayerOnCompletion(path):
+                details = context.layerToLoadOnCompletionDetails(path)
+                details.setPostProcessor(ClassStyle.create(os.path.splitext(path)[0] + ".qml"))
+        return {self.OUTPUT: output, self.OUTPUT_CONFIDENCE: confidence, self.OUTPUT_PROBABILITIES: probabilities,
+                self.OUTPUT_POLYGONS: polygons}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from .assess_accuracy import AssessAccuracy
 from .base import ICON, tr
 from .classify_raster import ClassifyRaster
 from .export_chips import ExportTrainingChips
@@ -28,5 +29,5 @@ class UnetProvider(QgsProcessingProvider):
         return ICON
 
     def loadAlgorithms(self):
-        for alg in (ExportTrainingChips(), TrainUnet(), ClassifyRaster()):
+        for alg in (ExportTrainingChips(), TrainUnet(), ClassifyRaster(), AssessAccuracy()):
             self.addAlgorithm(alg)

@@ -1,0 +1,171 @@
+"""From a class raster to regions: the minimum mapping unit and polygons (GDAL's streaming
+sieve and polygonize, so memory follows the number of regions per row, not the raster)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import tempfile
+from typing import Callable
+
+from osgeo import gdal, ogr, osr
+
+from .errors import Canceled, UserInputError
+from .styles import NODATA
+
+CONNECTEDNESS = 4  # pixels touching at an edge form a region; corner contacts do not (valid polygons)
+
+
+def vector_driver(path: str) -> str:
+    """The OGR driver that writes ``path``'s extension (GeoPackage when there is none)."""
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    if ext in ("", "gpkg"):
+        return "GPKG"
+    for i in range(ogr.GetDriverCount()):
+        d = ogr.GetDriver(i)
+        meta = d.GetMetadata() or {}
+        if meta.get("DCAP_VECTOR") == "YES" and meta.get("DCAP_CREATE") == "YES" and ext in (meta.get("DMD_EXTENSIONS") or "").split():
+            return d.GetName()
+    raise UserInputError("OUTPUT_POLYGONS", f"OGR cannot write '.{ext}' files; use .gpkg (GeoPackage), .shp, .geojson or .fgb.")
+
+
+def check_vector_output(path: str) -> None:
+    """Refuse a polygon output that cannot be written, before any work."""
+    from .paths import check_output_file
+
+    check_output_file(path, "OUTPUT_POLYGONS")
+    vector_driver(path)
+
+
+def _progress(is_canceled: Callable[[], bool]):
+    def callback(_fraction, _message, _data):
+        return 0 if is_canceled() else 1
+    return callback
+
+
+def sieve(path: str, min_area: int, is_canceled: Callable[[], bool] = lambda: False) -> int:
+    """Merge regions of one class smaller than ``min_area`` pixels into the largest neighbouring
+    region (GDAL's sieve rule), in place; nodata (255) neither grows nor is filled.
+
+    Returns:
+        The number of pixels that changed class.
+    """
+    ds = gdal.Open(path, gdal.GA_Update)
+    band = ds.GetRasterBand(1)
+    before = path + ".before.tif"
+    gdal.Translate(before, ds, creationOptions=["TILED=YES", "COMPRESS=DEFLATE"])
+    try:
+        src = gdal.Open(before)
+        result = gdal.SieveFilter(src.GetRasterBand(1), src.GetRasterBand(1).GetMaskBand(), band, int(min_area),
+                                  CONNECTEDNESS, callback=_progress(is_canceled))
+        if result != 0 and is_canceled():
+            raise Canceled()
+        band.FlushCache()
+        changed = 0
+        rows = 256
+        for r in range(0, ds.RasterYSize, rows):
+            h = min(rows, ds.RasterYSize - r)
+            changed += int((src.GetRasterBand(1).ReadAsArray(0, r, ds.RasterXSize, h) != band.ReadAsArray(0, r, ds.RasterXSize, h)).sum())
+        src = None
+    finally:
+        gdal.GetDriverByName("GTiff").Delete(before)
+    ds = None
+    return changed
+
+
+def _area_function(srs: osr.SpatialReference):
+    """Area of a geometry in square metres: planar in a projected CRS (times the unit's square),
+    on an equal-area projection around the polygon where the CRS is geographic."""
+    if not srs.IsGeographic():
+        factor = srs.GetLinearUnits() ** 2
+        return lambda geom: geom.GetArea() * factor
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+
+    def geodesic(geom):
+        c = geom.Centroid()
+        laea = osr.SpatialReference()
+        laea.ImportFromProj4(f"+proj=laea +lat_0={c.GetY()} +lon_0={c.GetX()} +datum=WGS84 +units=m +no_defs")
+        laea.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+        g = geom.Clone()
+        g.Transform(osr.CoordinateTransformation(srs, laea))
+        return g.GetArea()
+    return geodesic
+
+
+def polygonize(path: str, output: str, classes: list[dict], is_canceled: Callable[[], bool] = lambda: False) -> int:
+    """One polygon per connected region of one class, with ``class_value``, ``class_name`` and
+    ``area_m2``; nodata is left out. Written whole or not at all, with a ``.qml`` style beside it.
+
+    Returns:
+        The number of polygons.
+    """
+    driver = vector_driver(output)
+    src = gdal.Open(path)
+    band = src.GetRasterBand(1)
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(src.GetProjection())
+    folder = os.path.dirname(os.path.abspath(output))
+    tmp = tempfile.mkdtemp(prefix=".polygons-", dir=folder)
+    try:
+        tmp_path = os.path.join(tmp, os.path.basename(output))
+        ds = ogr.GetDriverByName(driver).CreateDataSource(tmp_path)
+        layer = ds.CreateLayer(os.path.splitext(os.path.basename(output))[0] or "classes", srs, ogr.wkbPolygon)
+        layer.CreateField(ogr.FieldDefn("class_value", ogr.OFTInteger))
+        name_field = ogr.FieldDefn("class_name", ogr.OFTString)
+        name_field.SetWidth(254)
+        layer.CreateField(name_field)
+        layer.CreateField(ogr.FieldDefn("area_m2", ogr.OFTReal))
+        layer.StartTransaction()
+        if gdal.Polygonize(band, band.GetMaskBand(), layer, 0, [f"8CONNECTED={'8' if CONNECTEDNESS == 8 else 'NO'}"],
+                           callback=_progress(is_canceled)) != 0:
+            raise Canceled() if is_canceled() else RuntimeError("GDAL could not polygonize the class raster")
+        names = {int(c["value"]): c["name"] for c in classes}
+        area = _area_function(srs)
+        n = 0
+        layer.ResetReading()
+        for feat in layer:
+            value = feat.GetField("class_value")
+            if value == NODATA:
+                continue
+            geom = feat.GetGeometryRef()
+            if not geom.IsValid():
+                geom = geom.MakeValid() if hasattr(geom, "MakeValid") else geom.Buffer(0)
+                feat.SetGeometry(geom)
+            feat.SetField("class_name", names.get(value, f"class {value}"))
+            feat.SetField("area_m2", float(area(geom)))
+            layer.SetFeature(feat)
+            n += 1
+        layer.CommitTransaction()
+        ds = None
+        for f in glob.glob(os.path.join(tmp, "*")):
+            os.replace(f, os.path.join(folder, os.path.basename(f)))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    write_polygon_qml(output, classes)
+    return n
+
+
+def write_polygon_qml(path: str, classes: list[dict]) -> str:
+    """A categorized QGIS style (fill by class colour, legend by class name) beside the polygons."""
+    from xml.sax.saxutils import quoteattr
+
+    cats, symbols = [], []
+    for i, c in enumerate(sorted(classes, key=lambda c: int(c["value"]))):
+        cats.append(f'<category render="true" symbol="{i}" value="{int(c["value"])}" label={quoteattr(c["name"])}/>')
+        r, g, b = c["color"][:3]
+        symbols.append(
+            f'<symbol type="fill" name="{i}" alpha="1"><layer class="SimpleFill" enabled="1" pass="0" locked="0">'
+            f'<Option type="Map"><Option type="QString" name="color" value="{r},{g},{b},255"/>'
+            f'<Option type="QString" name="outline_color" value="{r},{g},{b},255"/>'
+            f'<Option type="QString" name="outline_width" value="0.1"/><Option type="QString" name="style" value="solid"/>'
+            f'</Option><prop k="color" v="{r},{g},{b},255"/><prop k="outline_color" v="{r},{g},{b},255"/>'
+            f'<prop k="outline_width" v="0.1"/><prop k="style" v="solid"/></layer></symbol>')
+    qml = (f"<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n<qgis version=\"3.22\" styleCategories=\"Symbology\">\n"
+           f'<renderer-v2 type="categorizedSymbol" attr="class_value" enableorderby="0" forceraster="0">\n'
+           f"<categories>{''.join(cats)}</categories>\n<symbols>{''.join(symbols)}</symbols>\n</renderer-v2>\n</qgis>\n")
+    out = os.path.splitext(path)[0] + ".qml"
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(qml)
+    return out
+
