@@ -130,7 +130,7 @@ def test_onnxruntime_and_pytorch_give_the_same_map(tiny_model, tmp_path, tta):
     for engine in ("torch", "onnxruntime"):
         out, conf = str(tmp_path / f"{engine}.tif"), str(tmp_path / f"{engine}_conf.tif")
         r = classify(ClassifyConfig(input=NC_IMAGE, model=tiny_model[0], output=out, output_confidence=conf, tta=tta,
-                                    engine=engine, extent=None if not tta else (631959.0, 219000.0, 634809.0, 222000.0)), **QUIET)
+                                    engine=engine, precision="full", extent=None if not tta else (631959.0, 219000.0, 634809.0, 222000.0)), **QUIET)
         assert r.engine.startswith("onnxruntime" if engine == "onnxruntime" else "PyTorch")
         maps[engine] = gdal.Open(out).ReadAsArray(), gdal.Open(conf).ReadAsArray()
     (a, ca), (b, cb) = maps["torch"], maps["onnxruntime"]
@@ -158,7 +158,7 @@ def test_onnx_graph_is_exported_once_per_model_file(tiny_model, tmp_path, monkey
 
     def run(name):
         lines = []
-        classify(ClassifyConfig(input=NC_IMAGE, model=model, output=str(tmp_path / f"{name}.tif"), engine="onnxruntime"),
+        classify(ClassifyConfig(input=NC_IMAGE, model=model, output=str(tmp_path / f"{name}.tif"), engine="onnxruntime", precision="full"),
                  log=lines.append)
         prepared = [m for m in lines if m.startswith("Model prepared for onnxruntime")]
         assert len(prepared) == 1, lines
@@ -273,3 +273,54 @@ def test_scaled_input_gets_a_warning(tiny_model, tmp_path):
     classify(ClassifyConfig(input=scaled, model=tiny_model[0], output=str(tmp_path / "o.tif"),
                             extent=(631959.0, 219000.0, 634809.0, 222000.0)), warn=warnings.append, **QUIET)
     assert any("far from the training data" in w for w in warnings)
+
+
+def test_auto_precision_is_used_only_where_it_draws_the_same_map(tiny_model, tmp_path, monkeypatch):
+    """PRECISION=auto: int8 (on this CPU) only when it agrees with float32 on >= 99 % of check pixels and
+    is faster; the same raster and model give the same map every time."""
+    pytest.importorskip("onnxruntime")
+    from unet_segmentation.unet_plugin.ml import inference_precision
+
+    monkeypatch.setenv("UNET_CACHE_DIR", str(tmp_path / "cache"))
+    inference_precision._DECISIONS.clear()
+
+    def run(name, precision, extent=None):
+        lines = []
+        classify(ClassifyConfig(input=NC_IMAGE, model=tiny_model[0], output=str(tmp_path / f"{name}.tif"), tile_size=64,
+                                precision=precision, extent=extent), log=lines.append)
+        return gdal.Open(str(tmp_path / f"{name}.tif")).ReadAsArray(), [m for m in lines if m.startswith("Precision")]
+
+    full, full_log = run("full", "full")
+    auto, auto_log = run("auto", "auto")
+    assert full_log == ["Precision: float32 throughout (PRECISION=full)."]
+    assert len(auto_log) == 1 and "agrees with float32 on" in auto_log[0]
+    valid = full != 255
+    assert (auto == full)[valid].mean() >= 0.99 - 0.005  # checked on held-out tiles, so near the 99 % asked
+    inference_precision._DECISIONS.clear()  # a new QGIS session: the cached quantised graph, the same decision
+    again, _ = run("again", "auto")
+    assert np.array_equal(again, auto)
+    # a small job pays for no quantisation
+    inference_precision._DECISIONS.clear()
+    before = set(os.listdir(tmp_path / "cache" / "onnx"))
+    monkeypatch.setenv("UNET_CACHE_DIR", str(tmp_path / "cache2"))
+    _, small_log = run("small", "auto", extent=(631959.0, 219000.0, 634809.0, 222000.0))
+    cache2 = tmp_path / "cache2" / "onnx"
+    assert small_log == [] and not any(f.endswith("-int8.onnx") for f in (os.listdir(cache2) if cache2.exists() else []))
+    assert before
+
+
+def test_auto_precision_falls_back_to_float32_when_the_map_would_differ(tiny_model, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from unet_segmentation.unet_plugin.ml import inference_precision
+
+    monkeypatch.setenv("UNET_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(inference_precision, "MIN_AGREEMENT", 1.01)  # nothing can agree that well
+    inference_precision._DECISIONS.clear()
+    lines = []
+    r = classify(ClassifyConfig(input=NC_IMAGE, model=tiny_model[0], output=str(tmp_path / "a.tif"), tile_size=64),
+                 log=lines.append)
+    assert any("Precision: float32 — no faster arithmetic" in m for m in lines) and not r.engine.startswith("int8")
+    classify(ClassifyConfig(input=NC_IMAGE, model=tiny_model[0], output=str(tmp_path / "f.tif"), tile_size=64,
+                            precision="full"), **QUIET)
+    assert np.array_equal(gdal.Open(str(tmp_path / "a.tif")).ReadAsArray(), gdal.Open(str(tmp_path / "f.tif")).ReadAsArray())
+    inference_precision._DECISIONS.clear()

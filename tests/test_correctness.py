@@ -176,7 +176,7 @@ def test_replaced_model_with_kept_size_and_mtime_is_not_run_from_the_cache(tiny_
             shutil.copyfile(model_b, path)
             os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
         out = str(tmp_path / f"{name}.tif")
-        classify(ClassifyConfig(input=NC_IMAGE, model=str(path), output=out, overlap=0, engine=engine), log=lambda m: None)
+        classify(ClassifyConfig(input=NC_IMAGE, model=str(path), output=out, overlap=0, engine=engine, precision="full"), log=lambda m: None)
         maps[name] = gdal.Open(out).ReadAsArray()
     valid = maps["b_torch"] != 255
     assert (maps["a"][valid] != maps["b_torch"][valid]).mean() > 0.3  # the two models really differ
@@ -309,7 +309,7 @@ def test_classification_equals_the_documented_blend(reordered_model, tmp_path, e
     assert np.isin(want_cls[valid], last_two).mean() > 0.5  # the test can see a mix-up of the last classes
     out, conf = str(tmp_path / "c.tif"), str(tmp_path / "p.tif")
     classify(ClassifyConfig(input=NC_IMAGE, model=path, output=out, output_confidence=conf, tile_size=64, overlap=50,
-                            batch_size=5, engine=engine), log=lambda m: None)
+                            batch_size=5, engine=engine, precision="full"), log=lambda m: None)
     got_cls, got_conf = gdal.Open(out).ReadAsArray(), gdal.Open(conf).ReadAsArray()
     assert np.array_equal(got_cls == IGNORE, ~valid)
     assert (got_cls == want_cls)[valid].mean() > 0.999

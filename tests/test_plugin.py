@@ -16,7 +16,7 @@ DESIGN = {
     "unet:trainunet": ["CHIPS", "BACKBONE", "PRETRAINED", "ENCODER_WEIGHTS", "INIT_MODEL", "EPOCHS", "TIME_LIMIT",
                        "BATCH_SIZE", "LEARNING_RATE", "VALIDATION_PERCENT", "EARLY_STOPPING", "LOSS", "CLASS_BALANCING",
                        "AUGMENT", "FREEZE_ENCODER", "DEVICE", "PRECISION", "SEED", "OUTPUT_MODEL", "OUTPUT_REPORT", "OUTPUT_ONNX"],
-    "unet:classifyraster": ["INPUT", "MODEL", "EXTENT", "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "TTA", "DEVICE", "MIN_AREA",
+    "unet:classifyraster": ["INPUT", "MODEL", "EXTENT", "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "TTA", "DEVICE", "PRECISION", "MIN_AREA",
                             "OUTPUT", "OUTPUT_CONFIDENCE", "OUTPUT_PROBABILITIES", "OUTPUT_POLYGONS"],
     "unet:assessaccuracy": ["INPUT", "REFERENCE", "CLASS_FIELD", "REFERENCE_RASTER", "UNLABELED", "EXTENT", "OUTPUT_TABLE",
                             "OUTPUT_REPORT"],
@@ -33,7 +33,7 @@ DEFAULTS = {
                        "VALIDATION_PERCENT": 10, "EARLY_STOPPING": 5, "LOSS": "cross-entropy", "CLASS_BALANCING": False,
                        "AUGMENT": True, "FREEZE_ENCODER": False, "DEVICE": "auto", "SEED": 42,
                        "TIME_LIMIT": 0, "PRECISION": "auto"},
-    "unet:classifyraster": {"TILE_SIZE": 0, "OVERLAP": 25, "BATCH_SIZE": 4, "TTA": False, "DEVICE": "auto", "MIN_AREA": 0},
+    "unet:classifyraster": {"TILE_SIZE": 0, "OVERLAP": 25, "BATCH_SIZE": 4, "TTA": False, "DEVICE": "auto", "MIN_AREA": 0, "PRECISION": "auto"},
     "unet:assessaccuracy": {"UNLABELED": "ignore"},
 }
 

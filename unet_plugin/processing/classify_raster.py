@@ -43,6 +43,7 @@ class ClassifyRaster(UnetAlgorithm):
     INPUT, MODEL, EXTENT, TILE_SIZE, OVERLAP = "INPUT", "MODEL", "EXTENT", "TILE_SIZE", "OVERLAP"
     BATCH_SIZE, TTA, DEVICE, OUTPUT, OUTPUT_CONFIDENCE = "BATCH_SIZE", "TTA", "DEVICE", "OUTPUT", "OUTPUT_CONFIDENCE"
     MIN_AREA, OUTPUT_PROBABILITIES, OUTPUT_POLYGONS = "MIN_AREA", "OUTPUT_PROBABILITIES", "OUTPUT_POLYGONS"
+    PRECISION = "PRECISION"
 
     def name(self):
         return "classifyraster"
@@ -76,6 +77,8 @@ class ClassifyRaster(UnetAlgorithm):
                                              tr("Average the predictions of the 8 flips and rotations (8× slower, a little more accurate)."))))
         self.addParameter(advanced(with_help(enum_param(self.DEVICE, tr("Device"), DEVICES, "auto"),
                                              tr("auto: a CUDA GPU when present, else the CPU."))))
+        self.addParameter(advanced(with_help(enum_param(self.PRECISION, tr("Precision"), ["auto", "full"], "auto"),
+                                             tr("auto: int8 or bf16 where this machine runs them faster and the map agrees with float32 on at least 99 % of pixels (checked on tiles of the raster), float16 on CUDA. full: float32 throughout."))))
         self.addParameter(with_help(QgsProcessingParameterNumber(self.MIN_AREA, tr("Minimum mapping unit (pixels)"), QgsProcessingParameterNumber.Type.Integer, 0, minValue=0),
                                     tr("Regions of one class smaller than this many pixels are merged into the largest neighbouring region, in the class raster and the polygons. 0: off.")))
         self.addParameter(with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, tr("Classified raster")),
@@ -110,6 +113,7 @@ class ClassifyRaster(UnetAlgorithm):
             output_confidence=confidence or None,
             output_probabilities=probabilities or None,
             min_area=self.parameterAsInt(parameters, self.MIN_AREA, context),
+            precision=self.enum_value(parameters, self.PRECISION, context),
             output_polygons=polygons or None,
         )
         classify(cfg, progress_of(feedback), feedback.isCanceled, log_of(feedback), warn_of(feedback))

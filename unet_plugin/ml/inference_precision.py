@@ -1,0 +1,171 @@
+"""Faster arithmetic for Classify Raster, used only where it draws the same map.
+
+``PRECISION=auto`` on a CPU tries, next to the float32 forward pass:
+
+- **int8**: the model's ONNX graph quantised statically (onnxruntime, QDQ, per-channel int8
+  weights, uint8 activations), calibrated on tiles of the raster itself, chosen deterministically
+  (evenly spread over the tile grid, mostly valid pixels): the same raster and model give the same
+  graph and so the same map every time. The quantised graph is cached beside the float32 graphs,
+  keyed by the model file's content, tile shape, calibration tiles and library versions.
+- **bf16**: PyTorch bf16 autocast, only on CPUs with native bf16 (:mod:`.precision`).
+
+A candidate is used only when, on check tiles that were not used for calibration, its classes
+agree with float32 on at least ``MIN_AGREEMENT`` of the valid pixels *and* it measures faster
+than float32 there. Small jobs do not pay for the check: below ``MIN_TILES`` tiles only an
+already-quantised graph is considered. ``PRECISION=full`` is float32 throughout. On CUDA, auto is
+float16 (as before).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+import warnings
+
+import numpy as np
+import torch
+
+MIN_AGREEMENT = 0.99
+MIN_TILES = 48  # below this a first quantisation (seconds) would not pay off
+CALIBRATION_TILES = 8  # every other one calibrates, the rest check
+_DECISIONS: dict = {}  # (model digest, tile shape, calibration digest, threads) → (kind, runner or None, message)
+_LOCK = threading.Lock()
+
+
+def sample_tiles(read_tile, rows: list[int], cols: list[int], count: int = CALIBRATION_TILES):
+    """``count`` tiles evenly spread over the tile grid, each at least half valid: ``(tiles, valid masks)``.
+
+    ``read_tile(row, col)`` returns a normalised tile (bands, h, w) and its valid mask.
+    """
+    grid = [(r, c) for r in rows for c in cols]
+    step = max(1, len(grid) // (count * 3))
+    tiles, masks = [], []
+    for r, c in grid[::step]:
+        x, valid = read_tile(r, c)
+        if valid.mean() >= 0.5:
+            tiles.append(x)
+            masks.append(valid)
+        if len(tiles) == count:
+            break
+    return tiles, masks
+
+
+def _digest(tiles) -> str:
+    h = hashlib.sha256()
+    for t in tiles:
+        h.update(np.ascontiguousarray(t, dtype=np.float32).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _quantize(fp32_path: str, out_path: str, calibration: list[np.ndarray]) -> None:
+    """Static QDQ quantisation of ``fp32_path`` into ``out_path`` (written whole, via a temporary file)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter(calibration)
+
+        def get_next(self):
+            x = next(self.items, None)
+            return None if x is None else {"input": x[None].astype(np.float32)}
+
+    partial = f"{out_path}.{os.getpid()}.{threading.get_ident()}"
+    pre = partial + ".pre.onnx"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quant_pre_process(fp32_path, pre, skip_symbolic_shape=True)
+            quantize_static(pre, partial + ".onnx", Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        os.replace(partial + ".onnx", out_path)
+    finally:
+        for p in (pre, partial + ".onnx"):
+            if os.path.exists(p):
+                os.remove(p)
+
+
+def _timed_argmax(forward, x: torch.Tensor) -> tuple[np.ndarray, float]:
+    forward(x[:1])  # warm-up
+    t0 = time.perf_counter()
+    out = forward(x)
+    return out.float().argmax(1).numpy(), time.perf_counter() - t0
+
+
+def choose(fp32_forward, fp32_name: str, model: torch.nn.Module, meta: dict, th: int, tw: int, threads: int,
+           tiles: list[np.ndarray], masks: list[np.ndarray], n_tiles: int, onnx_graph: str | None, log):
+    """The forward pass to use and its name: a faster one where it agrees with float32, else float32."""
+    from . import precision as prec
+    from .predict import OnnxForward, onnx_cache_dir
+
+    if len(tiles) < 2:
+        return fp32_forward, fp32_name
+    calib, check = tiles[0::2], tiles[1::2]
+    check_masks = masks[1::2]
+    key = (meta["file_sha256"], th, tw, _digest(tiles), threads)
+    with _LOCK:
+        hit = _DECISIONS.get(key)
+    if hit is not None:
+        kind, runner, message = hit
+        log(message + " (decided earlier in this session)")
+        return (runner, f"{kind} {fp32_name}") if runner is not None else (fp32_forward, fp32_name)
+
+    qpath, cached = None, False
+    if onnx_graph is not None:
+        import onnxruntime as ort
+
+        versions = f"{torch.__version__}|{ort.__version__}"
+        qkey = hashlib.sha256(f"{meta['file_sha256']}|{th}|{tw}|{key[3]}|{versions}|int8".encode()).hexdigest()[:32]
+        qpath = os.path.join(onnx_cache_dir(), qkey + "-int8.onnx")
+        cached = os.path.isfile(qpath)
+    if n_tiles < MIN_TILES and not cached:
+        return fp32_forward, fp32_name
+    t0 = time.perf_counter()
+    candidates = []
+    if qpath is not None:
+        try:
+            if not cached:
+                os.makedirs(onnx_cache_dir(), exist_ok=True)
+                _quantize(onnx_graph, qpath, calib)
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+            opts.log_severity_level = 3
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            candidates.append(("int8", OnnxForward(ort.InferenceSession(qpath, opts, providers=["CPUExecutionProvider"]),
+                                                   ort.__version__, "int8")))
+        except Exception as exc:  # an operator the quantiser cannot handle, no writable cache: float32 it is
+            log(f"int8 not used ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}).")
+    if prec.cpu_has_native_bf16():
+        cl = model.to(memory_format=torch.channels_last)
+
+        def bf16_forward(x):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return cl(x.contiguous(memory_format=torch.channels_last)).float()
+        candidates.append(("bf16", bf16_forward))
+    if not candidates:
+        return fp32_forward, fp32_name
+    x = torch.from_numpy(np.stack(check))
+    valid = np.stack(check_masks)
+    with torch.inference_mode():
+        reference, t_ref = _timed_argmax(fp32_forward, x)
+        best, best_time, notes = None, t_ref, []
+        for kind, forward in candidates:
+            classes, seconds = _timed_argmax(forward, x)
+            agree = float((classes == reference)[valid].mean())
+            notes.append(f"{kind}: agrees with float32 on {100 * agree:.2f} % of pixels, {t_ref / seconds:.2f}× its speed")
+            if agree >= MIN_AGREEMENT and seconds < best_time:
+                best, best_time = (kind, forward), seconds
+    spent = time.perf_counter() - t0
+    if best is None:
+        message = (f"Precision: float32 — no faster arithmetic draws the same map here ({'; '.join(notes)}; needed "
+                   f"≥ {100 * MIN_AGREEMENT:.0f} % and faster; checked in {spent:.1f} s).")
+    else:
+        message = (f"Precision: {best[0]} ({'; '.join(notes)}; checked on {len(check)} tiles not used for calibration "
+                   f"in {spent:.1f} s).")
+    log(message)
+    with _LOCK:
+        _DECISIONS[key] = (best[0], best[1], message) if best else ("fp32", None, message)
+    return (best[1], f"{best[0]} {fp32_name}") if best else (fp32_forward, fp32_name)
