@@ -1,4 +1,5 @@
-<?xml version='1.0' encoding='utf-8'?>
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE TS>
 <TS version="2.1" language="de">
   <context>
     <name>UnetPlugin</name>
@@ -59,14 +60,6 @@ Schreibt eine Tabelle mit Referenz- und kartierten Pixeln, Herstellergenauigkeit
       <translation>Mittlere IoU</translation>
     </message>
     <message>
-      <source>choose a class raster.</source>
-      <translation>ein Klassenraster wählen.</translation>
-    </message>
-    <message>
-      <source>the raster has no coordinate reference system; assign one first.</source>
-      <translation>Das Raster hat kein Koordinatenbezugssystem; weisen Sie zuerst eines zu.</translation>
-    </message>
-    <message>
       <source>give exactly one reference: polygons (REFERENCE) or a classified raster (REFERENCE_RASTER).</source>
       <translation>genau eine Referenz angeben: Polygone (REFERENCE) oder ein klassifiziertes Raster (REFERENCE_RASTER).</translation>
     </message>
@@ -113,6 +106,14 @@ Schreibt eine Tabelle mit Referenz- und kartierten Pixeln, Herstellergenauigkeit
     <message>
       <source>the layer has no polygons.</source>
       <translation>Der Layer enthält keine Polygone.</translation>
+    </message>
+    <message>
+      <source>choose a raster layer.</source>
+      <translation>Wählen Sie einen Rasterlayer.</translation>
+    </message>
+    <message>
+      <source>the raster has no coordinate reference system; assign one first.</source>
+      <translation>Das Raster hat kein Koordinatenbezugssystem; weisen Sie zuerst eines zu.</translation>
     </message>
     <message>
       <source>Canceled; partial outputs were removed.</source>
@@ -165,10 +166,6 @@ Das Raster wird in überlappenden Kacheln verarbeitet, die überblendet werden, 
     <message>
       <source>The class map as polygons, one per connected region (after the minimum mapping unit), with class value, class name and area in square metres; styled by class colour.</source>
       <translation>Die Klassenkarte als Polygone, eines je zusammenhängendem Gebiet (nach der Mindestkartiereinheit), mit Klassenwert, Klassenname und Fläche in Quadratmetern; nach Klassenfarbe gestaltet.</translation>
-    </message>
-    <message>
-      <source>choose a raster layer.</source>
-      <translation>Wählen Sie einen Rasterlayer.</translation>
     </message>
     <message>
       <source>Input imagery</source>

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 
 from qgis.core import (
-    QgsFeature, QgsFeatureRequest, QgsFeatureSink, QgsField, QgsFields, QgsProcessing, QgsProcessingOutputNumber,
+    QgsFeature, QgsFeatureSink, QgsField, QgsFields, QgsProcessing, QgsProcessingOutputNumber,
     QgsProcessingParameterExtent, QgsProcessingParameterFeatureSink, QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField, QgsProcessingParameterFileDestination, QgsProcessingParameterRasterLayer, QgsWkbTypes,
 )
@@ -64,12 +64,8 @@ class AssessAccuracy(UnetAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("MEAN_IOU", tr("Mean IoU")))
 
     def process(self, parameters, context, feedback):
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        if layer is None:
-            raise UserInputError(self.INPUT, tr("choose a class raster."))
+        layer = self.raster_with_crs(parameters, self.INPUT, context)
         crs = layer.crs()
-        if not crs.isValid():
-            raise UserInputError(self.INPUT, tr("the raster has no coordinate reference system; assign one first."))
         reference = self.parameterAsSource(parameters, self.REFERENCE, context)
         reference_raster = self.parameterAsRasterLayer(parameters, self.REFERENCE_RASTER, context)
         if (reference is None) == (reference_raster is None):
@@ -82,8 +78,7 @@ class AssessAccuracy(UnetAlgorithm):
                 field = self.parameterAsString(parameters, self.CLASS_FIELD, context)
                 if field and reference.fields().lookupField(field) < 0:
                     raise UserInputError(self.CLASS_FIELD, tr("the field does not exist in the reference polygons."))
-                request = QgsFeatureRequest().setDestinationCrs(crs, context.transformContext())
-                feats = [(f.geometry().asWkb(), f[field] if field else None) for f in reference.getFeatures(request) if f.hasGeometry()]
+                feats = list(self.features_in(reference, field, crs, context))
                 if not feats:
                     raise UserInputError(self.REFERENCE, tr("the layer has no polygons."))
                 polygons = os.path.join(scratch, "reference.gpkg")

@@ -6,7 +6,7 @@ import os
 import traceback
 
 from qgis.core import (
-    QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterDefinition, QgsProcessingParameterEnum,
+    QgsFeatureRequest, QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterDefinition, QgsProcessingParameterEnum,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
@@ -95,6 +95,23 @@ class UnetAlgorithm(QgsProcessingAlgorithm):
     def enum_value(self, parameters, key, context) -> str:
         """The chosen option's name of an :func:`enum_param`."""
         return self.parameterAsEnumString(parameters, key, context)
+
+    def raster_with_crs(self, parameters, key: str, context):
+        """The raster layer of ``key``, refused (naming ``key``) when missing or without a CRS."""
+        layer = self.parameterAsRasterLayer(parameters, key, context)
+        if layer is None:
+            raise UserInputError(key, tr("choose a raster layer."))
+        if not layer.crs().isValid():
+            raise UserInputError(key, tr("the raster has no coordinate reference system; assign one first."))
+        return layer
+
+    @staticmethod
+    def features_in(source, field, crs, context):
+        """(wkb, field value or 1) of every polygon of ``source``, reprojected to ``crs``."""
+        request = QgsFeatureRequest().setDestinationCrs(crs, context.transformContext())
+        for f in source.getFeatures(request):
+            if f.hasGeometry():
+                yield f.geometry().asWkb(), (f[field] if field else 1)
 
     def extent_in(self, parameters, key, context, crs):
         """The EXTENT parameter in ``crs`` as (xmin, ymin, xmax, ymax), or None when not set."""

@@ -11,7 +11,6 @@ from qgis.core import (
     QgsProcessing,
 )
 
-from ..core.errors import UserInputError
 from .base import DEVICES, UnetAlgorithm, enum_param, advanced, log_of, progress_of, tr, warn_of, with_help
 
 
@@ -93,11 +92,7 @@ class ClassifyRaster(UnetAlgorithm):
     def process(self, parameters, context, feedback):
         from ..ml.predict import ClassifyConfig, classify
 
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        if layer is None:
-            raise UserInputError(self.INPUT, tr("choose a raster layer."))
-        if not layer.crs().isValid():
-            raise UserInputError(self.INPUT, tr("the raster has no coordinate reference system; assign one first."))
+        layer = self.raster_with_crs(parameters, self.INPUT, context)
         extent = self.extent_in(parameters, self.EXTENT, context, layer.crs())
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         confidence = self.parameterAsOutputLayer(parameters, self.OUTPUT_CONFIDENCE, context) if parameters.get(self.OUTPUT_CONFIDENCE) else None

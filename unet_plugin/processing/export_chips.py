@@ -7,7 +7,7 @@ import shutil
 import tempfile
 
 from qgis.core import (
-    QgsFeature, QgsFeatureRequest, QgsFeatureSink, QgsField, QgsFields,
+    QgsFeature, QgsFeatureSink, QgsField, QgsFields,
     QgsGeometry, QgsProcessing, QgsProcessingOutputNumber, QgsProcessingParameterBand,
     QgsProcessingParameterExtent, QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource, QgsProcessingParameterField, QgsProcessingParameterFolderDestination,
@@ -76,12 +76,8 @@ class ExportTrainingChips(UnetAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.CHIP_COUNT, tr("Number of chips")))
 
     def process(self, parameters, context, feedback):
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        if layer is None:
-            raise UserInputError(self.INPUT, tr("choose a raster layer."))
+        layer = self.raster_with_crs(parameters, self.INPUT, context)
         crs = layer.crs()
-        if not crs.isValid():
-            raise UserInputError(self.INPUT, tr("the raster has no coordinate reference system; assign one first."))
         label_raster = self.parameterAsRasterLayer(parameters, self.LABEL_RASTER, context)
         labels = self.parameterAsSource(parameters, self.LABELS, context)
         if (labels is None) == (label_raster is None):
@@ -97,7 +93,7 @@ class ExportTrainingChips(UnetAlgorithm):
             mask = self.parameterAsSource(parameters, self.MASK, context)
             if mask is not None:
                 mask_path = os.path.join(scratch, "mask.gpkg")
-                write_polygons(mask_path, crs.toWkt(), ((w, 1) for w, _ in self._features(mask, None, crs, context)))
+                write_polygons(mask_path, crs.toWkt(), ((w, 1) for w, _ in self.features_in(mask, None, crs, context)))
             cfg = ExportConfig(
                 input=layer.source(), output=output,
                 bands=self.parameterAsInts(parameters, self.BANDS, context) or None,
@@ -117,17 +113,10 @@ class ExportTrainingChips(UnetAlgorithm):
             outputs[self.FOOTPRINTS] = self._footprints(parameters, context, crs, result)
         return outputs
 
-    def _features(self, source, field, crs, context):
-        """(wkb, field value) of every polygon, reprojected to the raster's CRS."""
-        request = QgsFeatureRequest().setDestinationCrs(crs, context.transformContext())
-        for f in source.getFeatures(request):
-            if f.hasGeometry():
-                yield f.geometry().asWkb(), (f[field] if field else 1)
-
     def _write_labels(self, source, field, crs, context, folder, feedback):
         if field and source.fields().lookupField(field) < 0:
             raise UserInputError(self.CLASS_FIELD, tr("the field does not exist in the class polygons."))
-        feats = list(self._features(source, field, crs, context))
+        feats = list(self.features_in(source, field, crs, context))
         if not feats:
             raise UserInputError(self.LABELS, tr("the layer has no polygons."))
         values = [v.value() if hasattr(v, "value") else v for _, v in feats]
