@@ -9,7 +9,7 @@ The U-Net runs through the same code as the three algorithms (export_chips → t
 classify); the random forest is scikit-learn's (development-only:
 ``pip install -r benchmarks/requirements.txt``) on the same bands.
 
-    python benchmarks/accuracy.py [--epochs 60] [--backbone resnet18] [--chip 64] [--keep DIR]
+    python benchmarks/accuracy.py [--epochs 60] [--backbone resnet18] [--chip 64] [--time-limit 10] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ def main():
     ap.add_argument("--balance", action="store_true", help="CLASS_BALANCING for the U-Net")
     ap.add_argument("--trees", type=int, default=200)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--time-limit", type=float, default=0.0, help="TIME_LIMIT in minutes (0: EPOCHS decides)")
     ap.add_argument("--keep", help="keep chips, model, report and class map in this folder")
     args = ap.parse_args()
 
@@ -101,6 +102,7 @@ def main():
         t0 = time.perf_counter()
         res = train(TrainConfig(chips=chips, output_model=os.path.join(work, "model.pt"), backbone=args.backbone,
                                 pretrained=False, epochs=args.epochs, batch_size=args.batch, early_stopping=max(10, args.epochs // 4),
+                                time_limit=args.time_limit,
                                 loss=args.loss, class_balancing=args.balance, seed=args.seed,
                                 output_report=os.path.join(work, "report.html")), log=lambda m: None)
         t_train = time.perf_counter() - t0

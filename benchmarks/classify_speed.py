@@ -12,7 +12,8 @@ same model (U-Net resnet34, 8 classes, untrained: speed does not depend on the w
   onnxruntime (what the Deepness plugin runs) on the model exported by export_onnx; and, on a
   subset of the tiles, what other CPU settings give (autograd left on, 1 thread, bf16 autocast);
 - classify at OVERLAP 0 as a share of the best bare forward;
-- peak resident memory of classify() for a 5000×5000 and a 20000×20000 raster (child processes;
+- peak resident memory of classify() for a 5000×5000 and a 20000×20000 raster, also with a minimum
+  mapping unit and polygons (child processes;
   the rasters are nodata outside a 512-px column, so only a few hundred tiles are computed, but
   every strip is read and every buffer is allocated at full width).
 
@@ -134,7 +135,7 @@ def classify_seconds(image, model, out, overlap, engine):
     return time.perf_counter() - t0
 
 
-def peak_memory(image, model, out):
+def peak_memory(image, model, out, **extra):
     code = f"""
 import json, sys, time
 sys.path.insert(0, {ROOT!r})
@@ -142,7 +143,8 @@ sys.path.insert(0, {HERE!r})
 from _peak import peak_mb
 from unet_plugin.ml.predict import ClassifyConfig, classify
 t0 = time.perf_counter()
-r = classify(ClassifyConfig(input={image!r}, model={model!r}, output={out!r}, overlap=25, batch_size={BATCH}), log=lambda m: None)
+r = classify(ClassifyConfig(input={image!r}, model={model!r}, output={out!r}, overlap=25, batch_size={BATCH}, **{extra!r}),
+             log=lambda m: None)
 print(json.dumps({{"seconds": time.perf_counter() - t0, "tiles": r.tiles_run, "skipped": r.tiles_skipped,
                   "peak_mb": peak_mb()}}))
 """
@@ -177,6 +179,10 @@ def main():
                 m = peak_memory(path, model_path, os.path.join(work, f"big{size}_out.tif"))
                 print(f"Peak memory, {size}×{size} raster: {m['peak_mb']:.0f} MB "
                       f"({m['tiles']} tiles computed, {m['skipped']} nodata tiles skipped, {m['seconds']:.1f} s)")
+                m = peak_memory(path, model_path, os.path.join(work, f"big{size}_mmu.tif"), min_area=20,
+                                output_polygons=os.path.join(work, f"big{size}_polygons.gpkg"))
+                print(f"Peak memory, {size}×{size} raster, with MIN_AREA 20 and OUTPUT_POLYGONS: {m['peak_mb']:.0f} MB "
+                      f"({m['seconds']:.1f} s)")
                 os.remove(path)
 
 

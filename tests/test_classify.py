@@ -319,8 +319,66 @@ def test_auto_precision_falls_back_to_float32_when_the_map_would_differ(tiny_mod
     lines = []
     r = classify(ClassifyConfig(input=NC_IMAGE, model=tiny_model[0], output=str(tmp_path / "a.tif"), tile_size=64),
                  log=lines.append)
-    assert any("Precision: float32 — no faster arithmetic" in m for m in lines) and not r.engine.startswith("int8")
+    assert any("Precision: float32 — no faster arithmetic" in m for m in lines) and "int8" not in r.engine
     classify(ClassifyConfig(input=NC_IMAGE, model=tiny_model[0], output=str(tmp_path / "f.tif"), tile_size=64,
                             precision="full"), **QUIET)
     assert np.array_equal(gdal.Open(str(tmp_path / "a.tif")).ReadAsArray(), gdal.Open(str(tmp_path / "f.tif")).ReadAsArray())
     inference_precision._DECISIONS.clear()
+
+
+def test_auto_precision_agrees_on_a_befl_model(tmp_path, monkeypatch):
+    """The Belgian fields (3 bands, Byte): a model trained here, auto against full on the whole scene."""
+    pytest.importorskip("onnxruntime")
+    from osgeo import ogr
+
+    from conftest import BEFL_LOCATIONS, BEFL_POLYGONS
+    from unet_segmentation.unet_plugin.core.chips import ExportConfig, export_chips
+    from unet_segmentation.unet_plugin.core.labels import write_polygons
+    from unet_segmentation.unet_plugin.ml import inference_precision
+    from unet_segmentation.unet_plugin.ml.train import TrainConfig, train
+
+    monkeypatch.setenv("UNET_CACHE_DIR", str(tmp_path / "cache"))
+    inference_precision._DECISIONS.clear()
+    wkt = gdal.Open(BEFL_IMAGE).GetProjection()
+    labels, mask = str(tmp_path / "l.gpkg"), str(tmp_path / "m.gpkg")
+    polys, locs = ogr.Open(BEFL_POLYGONS), ogr.Open(BEFL_LOCATIONS)
+    write_polygons(labels, wkt, [(f.GetGeometryRef().ExportToWkb(), 1) for f in polys.GetLayer(0) if f.GetGeometryRef()])
+    write_polygons(mask, wkt, [(f.GetGeometryRef().ExportToWkb(), 1) for f in locs.GetLayer(0) if f.GetGeometryRef()])
+    chips = str(tmp_path / "chips")
+    export_chips(ExportConfig(input=BEFL_IMAGE, output=chips, labels=labels, mask=mask, unlabeled="background",
+                              classes=[{"value": 1, "name": "field", "color": [0, 200, 0]}], chip_size=64, stride=32))
+    model = str(tmp_path / "befl.pt")
+    train(TrainConfig(chips=chips, output_model=model, backbone="resnet18", pretrained=False, epochs=4, batch_size=8,
+                      learning_rate=2e-3, validation_percent=15), **QUIET)
+    maps, logs = {}, []
+    for precision in ("full", "auto"):
+        out = str(tmp_path / f"{precision}.tif")
+        classify(ClassifyConfig(input=BEFL_IMAGE, model=model, output=out, tile_size=64, precision=precision), log=logs.append)
+        maps[precision] = gdal.Open(out).ReadAsArray()
+    decision = [m for m in logs if m.startswith("Precision:") and "agrees" in m]
+    assert decision
+    agreement = (maps["auto"] == maps["full"]).mean()
+    assert agreement >= 0.985, (agreement, decision)
+    inference_precision._DECISIONS.clear()
+
+
+def test_without_onnxruntime_classification_runs_and_says_what_it_would_give(tiny_model, tmp_path):
+    import subprocess
+    import sys
+
+    import conftest
+
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); sys.modules['onnxruntime'] = None\n"
+        "from unet_segmentation.unet_plugin.ml.predict import ClassifyConfig, classify\n"
+        "lines = []\n"
+        "r = classify(ClassifyConfig(input=sys.argv[2], model=sys.argv[3], output=sys.argv[4], tile_size=64), log=lines.append)\n"
+        "print(r.engine); print([m for m in lines if m.startswith('Tip')])\n"
+    )
+    out = str(tmp_path / "c.tif")
+    run = subprocess.run([sys.executable, "-c", code, conftest._LINKS, NC_IMAGE, tiny_model[0], out],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = run.stdout.strip().splitlines()
+    assert lines[-2].startswith("PyTorch") and "int8" in lines[-1] and "pip install onnxruntime" in lines[-1]
+    assert (gdal.Open(out).ReadAsArray() != 255).sum() > 100000

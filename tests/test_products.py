@@ -143,3 +143,16 @@ def test_bad_polygon_format_and_negative_min_area_are_refused(tiny_model, tmp_pa
         classify(ClassifyConfig(input=NC_IMAGE, model=tiny_model[0], output=str(tmp_path / "c.tif"), min_area=-3), **QUIET)
     assert err.value.parameter == "MIN_AREA"
     assert not list(tmp_path.iterdir())
+
+
+def test_polygons_rasterise_back_to_exactly_the_class_raster(products):
+    _, _, _, sieved, polys = products
+    ref = gdal.Open(sieved)
+    a = ref.ReadAsArray()
+    back = gdal.GetDriverByName("MEM").Create("", ref.RasterXSize, ref.RasterYSize, 1, gdal.GDT_Byte)
+    back.SetGeoTransform(ref.GetGeoTransform())
+    back.SetProjection(ref.GetProjection())
+    back.GetRasterBand(1).Fill(255)
+    src = ogr.Open(polys)
+    gdal.RasterizeLayer(back, [1], src.GetLayer(0), options=["ATTRIBUTE=class_value"])
+    assert np.array_equal(back.ReadAsArray(), a)

@@ -123,19 +123,34 @@ def polygonize(path: str, output: str, classes: list[dict], is_canceled: Callabl
         names = {int(c["value"]): c["name"] for c in classes}
         area = _area_function(srs)
         n = 0
+        extra = []  # parts of regions that GDAL joined at a corner: one feature each
         layer.ResetReading()
         for feat in layer:
             value = feat.GetField("class_value")
             if value == NODATA:
                 continue
-            geom = feat.GetGeometryRef()
-            if not geom.IsValid():
-                geom = geom.MakeValid() if hasattr(geom, "MakeValid") else geom.Buffer(0)
-                feat.SetGeometry(geom)
-            feat.SetField("class_name", names.get(value, f"class {value}"))
-            feat.SetField("area_m2", float(area(geom)))
-            layer.SetFeature(feat)
-            n += 1
+            parts = [feat.GetGeometryRef().Clone()]
+            gdal.PushErrorHandler("CPLQuietErrorHandler")  # GEOS reports each self-touching ring it finds
+            valid = parts[0].IsValid()
+            gdal.PopErrorHandler()
+            if not valid:
+                # two regions of one class touching at a pixel corner come out as one ring that
+                # touches itself there: split into its valid polygons
+                fixed = parts[0].MakeValid() if hasattr(parts[0], "MakeValid") else parts[0].Buffer(0)
+                parts = [fixed.GetGeometryRef(i).Clone() for i in range(fixed.GetGeometryCount())] \
+                    if fixed.GetGeometryType() in (ogr.wkbMultiPolygon, ogr.wkbGeometryCollection) else [fixed]
+                parts = [g for g in parts if g.GetGeometryType() == ogr.wkbPolygon]
+            name = names.get(value, f"class {value}")
+            for i, geom in enumerate(parts):
+                target = feat if i == 0 else ogr.Feature(layer.GetLayerDefn())
+                target.SetGeometry(geom)
+                target.SetField("class_value", value)
+                target.SetField("class_name", name)
+                target.SetField("area_m2", float(area(geom)))
+                (layer.SetFeature(target) if i == 0 else extra.append(target))
+            n += len(parts)
+        for feat in extra:
+            layer.CreateFeature(feat)
         layer.CommitTransaction()
         ds = None
         for f in glob.glob(os.path.join(tmp, "*")):

@@ -110,7 +110,7 @@ def choose(fp32_forward, fp32_name: str, model: torch.nn.Module, meta: dict, th:
     if hit is not None:
         kind, runner, message = hit
         log(message + " (decided earlier in this session)")
-        return (runner, f"{kind} {fp32_name}") if runner is not None else (fp32_forward, fp32_name)
+        return (runner, f"{fp32_name} ({kind})") if runner is not None else (fp32_forward, fp32_name)
 
     qpath, cached = None, False
     if onnx_graph is not None:
@@ -168,4 +168,4 @@ def choose(fp32_forward, fp32_name: str, model: torch.nn.Module, meta: dict, th:
     log(message)
     with _LOCK:
         _DECISIONS[key] = (best[0], best[1], message) if best else ("fp32", None, message)
-    return (best[1], f"{best[0]} {fp32_name}") if best else (fp32_forward, fp32_name)
+    return (best[1], f"{fp32_name} ({best[0]})") if best else (fp32_forward, fp32_name)
