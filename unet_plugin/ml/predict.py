@@ -250,7 +250,7 @@ def forward_engine(model, meta: dict, config: ClassifyConfig, device: torch.devi
             if config.engine == "onnxruntime":
                 raise UserInputError("DEVICE", "onnxruntime is not installed; install it with pip or use PyTorch.") from None
             log("Tip: with onnxruntime installed (pip install onnxruntime), classification on the CPU is about 1.3× "
-                "faster, and PRECISION=auto can use int8 where it draws the same map (about 1.6× more here, measured "
+                "faster, and PRECISION=auto can use int8 where it draws the same map (another 1.35× end to end, measured "
                 "on an AVX2 CPU).")
         except Exception as exc:  # an operator the exporter cannot handle: PyTorch still works
             log(f"onnxruntime not used ({type(exc).__name__}: {exc}); classifying with PyTorch.")
