@@ -107,3 +107,36 @@ def installed_zip(tmp_path_factory):
     enable = subprocess.run([QGIS_PROCESS, "plugins", "enable", PACKAGE], env=env, capture_output=True, text=True, timeout=300)
     assert enable.returncode == 0, enable.stdout + enable.stderr
     return env
+
+
+def export_befl_fields(folder, stride: int = 48) -> str:
+    """Belgian field chips (64 px): fields class 1, background inside the labelled windows, 255 outside."""
+    from osgeo import gdal, ogr
+
+    from unet_segmentation.unet_plugin.core.chips import ExportConfig, export_chips
+    from unet_segmentation.unet_plugin.core.labels import write_polygons
+
+    os.makedirs(folder, exist_ok=True)
+    wkt = gdal.Open(BEFL_IMAGE).GetProjection()
+    labels, mask = os.path.join(folder, "l.gpkg"), os.path.join(folder, "m.gpkg")
+    for src_path, out in ((BEFL_POLYGONS, labels), (BEFL_LOCATIONS, mask)):
+        src = ogr.Open(src_path)
+        write_polygons(out, wkt, [(f.GetGeometryRef().ExportToWkb(), 1) for f in src.GetLayer(0) if f.GetGeometryRef()])
+    out = os.path.join(folder, "chips")
+    export_chips(ExportConfig(input=BEFL_IMAGE, output=out, labels=labels, mask=mask, unlabeled="background",
+                              classes=[{"value": 1, "name": "field", "color": [0, 200, 0]}], chip_size=64, stride=stride))
+    return out
+
+
+def rasterize_like(ref_path: str, vector_path: str, attribute: str):
+    """The vector's ``attribute`` burnt by pixel centre onto ``ref_path``'s grid (255 elsewhere), as an array."""
+    from osgeo import gdal, ogr
+
+    ref = gdal.Open(ref_path)
+    out = gdal.GetDriverByName("MEM").Create("", ref.RasterXSize, ref.RasterYSize, 1, gdal.GDT_Byte)
+    out.SetGeoTransform(ref.GetGeoTransform())
+    out.SetProjection(ref.GetProjection())
+    out.GetRasterBand(1).Fill(255)
+    src = ogr.Open(vector_path)
+    gdal.RasterizeLayer(out, [1], src.GetLayer(0), options=[f"ATTRIBUTE={attribute}"])
+    return out.ReadAsArray()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from osgeo import gdal, ogr
 
-from conftest import NC_POLYGONS, NC_STRATA
+from conftest import NC_POLYGONS, NC_STRATA, rasterize_like
 from unet_segmentation.unet_plugin.core.accuracy import AccuracyConfig, assess
 from unet_segmentation.unet_plugin.core.errors import UserInputError
 from unet_segmentation.unet_plugin.core.labels import write_polygons
@@ -88,13 +88,7 @@ def test_against_reference_polygons_with_class_names(mapped, tmp_path):
     # the same polygons burnt here by pixel centre, with the names' values
     coded = str(tmp_path / "coded.gpkg")
     write_polygons(coded, ref.GetProjection(), [(w, NAMES.index(v) + 1) for w, v in feats])
-    burnt = gdal.GetDriverByName("MEM").Create("", ref.RasterXSize, ref.RasterYSize, 1, gdal.GDT_Byte)
-    burnt.SetGeoTransform(ref.GetGeoTransform())
-    burnt.SetProjection(ref.GetProjection())
-    burnt.GetRasterBand(1).Fill(255)
-    vec = ogr.Open(coded)
-    gdal.RasterizeLayer(burnt, [1], vec.GetLayer(0), options=["ATTRIBUTE=code"])
-    np.testing.assert_array_equal(res.confusion, _expected(m, burnt.ReadAsArray()))
+    np.testing.assert_array_equal(res.confusion, _expected(m, rasterize_like(NC_STRATA, coded, "code")))
     assert res.pixels > 2000
 
 

@@ -329,24 +329,13 @@ def test_auto_precision_falls_back_to_float32_when_the_map_would_differ(tiny_mod
 def test_auto_precision_agrees_on_a_befl_model(tmp_path, monkeypatch):
     """The Belgian fields (3 bands, Byte): a model trained here, auto against full on the whole scene."""
     pytest.importorskip("onnxruntime")
-    from osgeo import ogr
-
-    from conftest import BEFL_LOCATIONS, BEFL_POLYGONS
-    from unet_segmentation.unet_plugin.core.chips import ExportConfig, export_chips
-    from unet_segmentation.unet_plugin.core.labels import write_polygons
+    from conftest import export_befl_fields
     from unet_segmentation.unet_plugin.ml import inference_precision
     from unet_segmentation.unet_plugin.ml.train import TrainConfig, train
 
     monkeypatch.setenv("UNET_CACHE_DIR", str(tmp_path / "cache"))
     inference_precision._DECISIONS.clear()
-    wkt = gdal.Open(BEFL_IMAGE).GetProjection()
-    labels, mask = str(tmp_path / "l.gpkg"), str(tmp_path / "m.gpkg")
-    polys, locs = ogr.Open(BEFL_POLYGONS), ogr.Open(BEFL_LOCATIONS)
-    write_polygons(labels, wkt, [(f.GetGeometryRef().ExportToWkb(), 1) for f in polys.GetLayer(0) if f.GetGeometryRef()])
-    write_polygons(mask, wkt, [(f.GetGeometryRef().ExportToWkb(), 1) for f in locs.GetLayer(0) if f.GetGeometryRef()])
-    chips = str(tmp_path / "chips")
-    export_chips(ExportConfig(input=BEFL_IMAGE, output=chips, labels=labels, mask=mask, unlabeled="background",
-                              classes=[{"value": 1, "name": "field", "color": [0, 200, 0]}], chip_size=64, stride=32))
+    chips = export_befl_fields(str(tmp_path / "befl"), stride=32)
     model = str(tmp_path / "befl.pt")
     train(TrainConfig(chips=chips, output_model=model, backbone="resnet18", pretrained=False, epochs=4, batch_size=8,
                       learning_rate=2e-3, validation_percent=15), **QUIET)

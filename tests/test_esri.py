@@ -9,7 +9,7 @@ import pytest
 from osgeo import gdal, ogr
 
 from arcgis_judge import ArcgisLearn, wheel_path
-from conftest import BEFL_IMAGE, BEFL_LOCATIONS, BEFL_POLYGONS, NC_IMAGE, NC_POLYGONS
+from conftest import NC_IMAGE, NC_POLYGONS, export_befl_fields
 from unet_segmentation.unet_plugin.core.chips import ExportConfig, export_chips
 from unet_segmentation.unet_plugin.core.errors import UserInputError
 from unet_segmentation.unet_plugin.core.labels import class_codes, write_polygons
@@ -105,16 +105,7 @@ PRO_EMD = {  # as Pro 2.x/3.x writes it for Classified Tiles: placeholders, "no 
 
 @pytest.fixture(scope="module")
 def befl_chips(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("befl")
-    wkt = gdal.Open(BEFL_IMAGE).GetProjection()
-    labels, mask = str(tmp / "l.gpkg"), str(tmp / "m.gpkg")
-    polys, locs = ogr.Open(BEFL_POLYGONS), ogr.Open(BEFL_LOCATIONS)
-    write_polygons(labels, wkt, [(f.GetGeometryRef().ExportToWkb(), 1) for f in polys.GetLayer(0) if f.GetGeometryRef()])
-    write_polygons(mask, wkt, [(f.GetGeometryRef().ExportToWkb(), 1) for f in locs.GetLayer(0) if f.GetGeometryRef()])
-    out = str(tmp / "chips")
-    export_chips(ExportConfig(input=BEFL_IMAGE, output=out, labels=labels, mask=mask, unlabeled="background",
-                              classes=[{"value": 1, "name": "field", "color": [0, 200, 0]}], chip_size=64, stride=48))
-    return out
+    return export_befl_fields(str(tmp_path_factory.mktemp("befl")), stride=48)
 
 
 def _pro_folder(chips, dest, fmt="PNG", world_files=True, class_keys=("Value", "Name")):

@@ -62,14 +62,10 @@ def test_chips_keep_georeferencing_and_values(nc_poly):
 
 def test_labels_match_a_direct_rasterisation(nc_poly):
     out, _, labels, _ = nc_poly
+    from conftest import rasterize_like
+
     src = gdal.Open(NC_IMAGE)
-    direct = gdal.GetDriverByName("MEM").Create("", src.RasterXSize, src.RasterYSize, 1, gdal.GDT_Byte)
-    direct.SetGeoTransform(src.GetGeoTransform())
-    direct.SetProjection(src.GetProjection())
-    direct.GetRasterBand(1).Fill(255)
-    vec = ogr.Open(labels)
-    gdal.RasterizeLayer(direct, [1], vec.GetLayer(0), options=["ATTRIBUTE=code"])
-    truth = direct.ReadAsArray()
+    truth = rasterize_like(NC_IMAGE, labels, "code")
     truth[src.GetRasterBand(1).ReadAsArray() == -99999] = 255
     meta = json.load(open(os.path.join(out, "dataset.json")))
     checked = 0

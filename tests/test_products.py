@@ -147,12 +147,6 @@ def test_bad_polygon_format_and_negative_min_area_are_refused(tiny_model, tmp_pa
 
 def test_polygons_rasterise_back_to_exactly_the_class_raster(products):
     _, _, _, sieved, polys = products
-    ref = gdal.Open(sieved)
-    a = ref.ReadAsArray()
-    back = gdal.GetDriverByName("MEM").Create("", ref.RasterXSize, ref.RasterYSize, 1, gdal.GDT_Byte)
-    back.SetGeoTransform(ref.GetGeoTransform())
-    back.SetProjection(ref.GetProjection())
-    back.GetRasterBand(1).Fill(255)
-    src = ogr.Open(polys)
-    gdal.RasterizeLayer(back, [1], src.GetLayer(0), options=["ATTRIBUTE=class_value"])
-    assert np.array_equal(back.ReadAsArray(), a)
+    from conftest import rasterize_like
+
+    assert np.array_equal(rasterize_like(sieved, polys, "class_value"), gdal.Open(sieved).ReadAsArray())
