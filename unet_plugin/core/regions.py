@@ -44,34 +44,16 @@ def _progress(is_canceled: Callable[[], bool]):
     return callback
 
 
-def sieve(path: str, min_area: int, is_canceled: Callable[[], bool] = lambda: False) -> int:
+def sieve(path: str, min_area: int, is_canceled: Callable[[], bool] = lambda: False) -> None:
     """Merge regions of one class smaller than ``min_area`` pixels into the largest neighbouring
-    region (GDAL's sieve rule), in place; nodata (255) neither grows nor is filled.
-
-    Returns:
-        The number of pixels that changed class.
-    """
+    region (GDAL's sieve rule), in place; nodata (255) neither grows nor is filled."""
     ds = gdal.Open(path, gdal.GA_Update)
     band = ds.GetRasterBand(1)
-    before = path + ".before.tif"
-    gdal.Translate(before, ds, creationOptions=["TILED=YES", "COMPRESS=DEFLATE"])
-    try:
-        src = gdal.Open(before)
-        result = gdal.SieveFilter(src.GetRasterBand(1), src.GetRasterBand(1).GetMaskBand(), band, int(min_area),
-                                  CONNECTEDNESS, callback=_progress(is_canceled))
-        if result != 0 and is_canceled():
-            raise Canceled()
-        band.FlushCache()
-        changed = 0
-        rows = 256
-        for r in range(0, ds.RasterYSize, rows):
-            h = min(rows, ds.RasterYSize - r)
-            changed += int((src.GetRasterBand(1).ReadAsArray(0, r, ds.RasterXSize, h) != band.ReadAsArray(0, r, ds.RasterXSize, h)).sum())
-        src = None
-    finally:
-        gdal.GetDriverByName("GTiff").Delete(before)
+    # source and destination may be one band (GDAL reads each line before it writes it)
+    if gdal.SieveFilter(band, band.GetMaskBand(), band, int(min_area), CONNECTEDNESS, callback=_progress(is_canceled)) != 0:
+        raise Canceled() if is_canceled() else RuntimeError("GDAL could not sieve the class raster")
+    band.FlushCache()
     ds = None
-    return changed
 
 
 def _area_function(srs: osr.SpatialReference):

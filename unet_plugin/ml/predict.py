@@ -609,9 +609,8 @@ def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> Class
             from ..core.regions import polygonize, sieve
 
             if config.min_area > 0:
-                merged = sieve(tmp_out, config.min_area, is_canceled)
-                log(f"Minimum mapping unit {config.min_area} px: {merged:,} pixels of smaller regions merged into the "
-                    "largest neighbouring region.")
+                sieve(tmp_out, config.min_area, is_canceled)
+                log(f"Minimum mapping unit {config.min_area} px: smaller regions merged into the largest neighbouring region.")
             if config.output_polygons:
                 n_polygons = polygonize(tmp_out, config.output_polygons, classes, is_canceled)
                 log(f"{n_polygons:,} polygons written to {config.output_polygons}.")

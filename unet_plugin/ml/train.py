@@ -507,8 +507,8 @@ def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_cancel
     plan = Plan(config, steps, len(va) if va is not None else len(tr), t_start or time.time(), log)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: plan.lr_factor())
     channels_last = torch.channels_last if device.type == "cpu" else torch.contiguous_format
-    sample = tr.batch(list(range(min(config.batch_size, len(tr)))))[0].to(device)
-    kind = prec.choose(config.precision, device, model, sample if device.type == "cpu" else None, log)
+    sample = tr.batch(list(range(min(config.batch_size, len(tr)))))[0] if device.type == "cpu" else None  # bf16 probe
+    kind = prec.choose(config.precision, device, model, sample, log)
     scaler = torch.amp.GradScaler("cuda", enabled=kind == "fp16")
     history, best = [], None
     best_epoch, since_best = 0, 0
