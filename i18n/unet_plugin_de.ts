@@ -4,6 +4,42 @@
   <context>
     <name>UnetPlugin</name>
     <message>
+      <source>Export Training Chips</source>
+      <translation>Trainingschips exportieren</translation>
+    </message>
+    <message>
+      <source>Cuts imagery and labels into georeferenced training chips for Train U-Net.
+
+Labels are class polygons (with a class field of codes 1–254 or of class names) or a classified raster on any grid. A mask limits chips to the areas where labels are known. The output folder holds images/ and labels/ GeoTIFF chips, dataset.json (classes, pixel counts, band statistics, one entry per chip) and the files of Esri's 'Classified Tiles' format, so the folder also trains in ArcGIS. Label values: 0 background, 1–254 classes, 255 ignored (image nodata, outside the mask).</source>
+      <translation>Schneidet Bilddaten und Labels in georeferenzierte Trainingschips für „U-Net trainieren“.
+
+Labels sind Klassenpolygone (mit einem Klassenfeld aus Codes 1–254 oder Klassennamen) oder ein klassifiziertes Raster auf beliebigem Raster. Eine Maske beschränkt die Chips auf die Bereiche, in denen Labels bekannt sind. Der Ausgabeordner enthält GeoTIFF-Chips in images/ und labels/, dataset.json (Klassen, Pixelzahlen, Bandstatistiken, ein Eintrag je Chip) und die Dateien des Esri-Formats „Classified Tiles“, sodass der Ordner auch in ArcGIS trainiert. Labelwerte: 0 Hintergrund, 1–254 Klassen, 255 ignoriert (NoData im Bild, außerhalb der Maske).</translation>
+    </message>
+    <message>
+      <source>Train U-Net</source>
+      <translation>U-Net trainieren</translation>
+    </message>
+    <message>
+      <source>Trains a U-Net with a ResNet encoder on a chip folder from Export Training Chips (or an Esri 'Classified Tiles' folder) and saves one model file (.pt) for Classify Raster.
+
+A share of the chips, in spatial blocks apart from the training chips, is held out for validation. Each epoch logs the losses, accuracy and per-class IoU; the saved model is the epoch with the best validation mean IoU. Learning rate 0 finds a rate automatically. Canceling keeps the best model so far. The optional HTML report shows the curves, per-class scores, the confusion matrix and example predictions.</source>
+      <translation>Trainiert ein U-Net mit ResNet-Encoder auf einem Chip-Ordner aus „Trainingschips exportieren“ (oder einem Esri-Ordner „Classified Tiles“) und speichert eine Modelldatei (.pt) für „Raster klassifizieren“.
+
+Ein Teil der Chips wird in räumlichen Blöcken, getrennt von den Trainingschips, zur Validierung zurückgehalten. Jede Epoche protokolliert die Verluste, die Genauigkeit und den IoU je Klasse; gespeichert wird die Epoche mit dem besten mittleren Validierungs-IoU. Lernrate 0 findet eine Rate automatisch. Ein Abbruch behält das bisher beste Modell. Der optionale HTML-Bericht zeigt die Kurven, die Werte je Klasse, die Konfusionsmatrix und Beispielvorhersagen.</translation>
+    </message>
+    <message>
+      <source>Classify Raster</source>
+      <translation>Raster klassifizieren</translation>
+    </message>
+    <message>
+      <source>Classifies a raster of any size with a model from Train U-Net and writes a class raster (GeoTIFF, one byte per pixel, with colour table, class names and a .qml style beside it).
+
+The raster is processed in overlapping tiles that are blended, so no seams show. The raster must have the bands the model was trained on, in the same order; its nodata becomes nodata (255) in the result. Optionally writes the probability of the chosen class.</source>
+      <translation>Klassifiziert ein Raster beliebiger Größe mit einem Modell aus „U-Net trainieren“ und schreibt ein Klassenraster (GeoTIFF, ein Byte pro Pixel, mit Farbtabelle, Klassennamen und einem .qml-Stil daneben).
+
+Das Raster wird in überlappenden Kacheln verarbeitet, die überblendet werden, sodass keine Nähte sichtbar sind. Das Raster muss die Bänder haben, mit denen das Modell trainiert wurde, in derselben Reihenfolge; seine NoData-Pixel werden im Ergebnis zu NoData (255). Optional wird die Wahrscheinlichkeit der gewählten Klasse geschrieben.</translation>
+    </message>
+    <message>
       <source>Assess Accuracy</source>
       <translation>Genauigkeit bewerten</translation>
     </message>
@@ -16,8 +52,396 @@ Writes a table with, per class, the reference and mapped pixels, producer's accu
 Schreibt eine Tabelle mit Referenz- und kartierten Pixeln, Herstellergenauigkeit (Recall), Nutzergenauigkeit (Precision), F1 und IoU je Klasse sowie optional einen HTML-Bericht mit Konfusionsmatrix, Gesamtgenauigkeit und Cohens Kappa. Pixel, die in einem der Raster NoData sind, zählen nicht; Referenzklassen, die die Karte nicht kennt, sind ein Fehler, der beide Listen nennt.</translation>
     </message>
     <message>
+      <source>Input imagery</source>
+      <translation>Eingabebild</translation>
+    </message>
+    <message>
+      <source>The image to cut chips from, any data type and band count.</source>
+      <translation>Das Bild, aus dem Chips geschnitten werden, mit beliebigem Datentyp und beliebiger Bandzahl.</translation>
+    </message>
+    <message>
+      <source>Bands</source>
+      <translation>Bänder</translation>
+    </message>
+    <message>
+      <source>Bands to export, in this order. Empty: all bands.</source>
+      <translation>Zu exportierende Bänder, in dieser Reihenfolge. Leer: alle Bänder.</translation>
+    </message>
+    <message>
+      <source>Class polygons</source>
+      <translation>Klassenpolygone</translation>
+    </message>
+    <message>
+      <source>Polygons of the classes, in any CRS. Give these or a label raster.</source>
+      <translation>Polygone der Klassen, in beliebigem KBS. Geben Sie diese oder ein Labelraster an.</translation>
+    </message>
+    <message>
+      <source>Class field</source>
+      <translation>Klassenfeld</translation>
+    </message>
+    <message>
+      <source>Field with class codes 1–254 or class names. Empty: every polygon is class 1.</source>
+      <translation>Feld mit Klassencodes 1–254 oder Klassennamen. Leer: jedes Polygon ist Klasse 1.</translation>
+    </message>
+    <message>
+      <source>Label raster</source>
+      <translation>Labelraster</translation>
+    </message>
+    <message>
+      <source>A classified raster (values 1–254) instead of polygons, on any grid.</source>
+      <translation>Ein klassifiziertes Raster (Werte 1–254) statt Polygonen, auf beliebigem Raster.</translation>
+    </message>
+    <message>
+      <source>Labelled areas (mask)</source>
+      <translation>Gelabelte Bereiche (Maske)</translation>
+    </message>
+    <message>
+      <source>Polygons where labels are known. Chips are cut only there; pixels outside are ignored.</source>
+      <translation>Polygone, in denen Labels bekannt sind. Chips werden nur dort geschnitten; Pixel außerhalb werden ignoriert.</translation>
+    </message>
+    <message>
+      <source>Unlabelled pixels are</source>
+      <translation>Nicht gelabelte Pixel sind</translation>
+    </message>
+    <message>
+      <source>What pixels outside every label polygon mean: background (class 0) or unknown (ignored in training).</source>
+      <translation>Was Pixel außerhalb aller Labelpolygone bedeuten: Hintergrund (Klasse 0) oder unbekannt (im Training ignoriert).</translation>
+    </message>
+    <message>
+      <source>Extent</source>
+      <translation>Ausdehnung</translation>
+    </message>
+    <message>
+      <source>Area to cut chips from. Empty: the whole image.</source>
+      <translation>Bereich, aus dem Chips geschnitten werden. Leer: das ganze Bild.</translation>
+    </message>
+    <message>
+      <source>Chip size (pixels)</source>
+      <translation>Chipgröße (Pixel)</translation>
+    </message>
+    <message>
+      <source>Width and height of the chips in pixels, a multiple of 32.</source>
+      <translation>Breite und Höhe der Chips in Pixeln, ein Vielfaches von 32.</translation>
+    </message>
+    <message>
+      <source>Stride (pixels)</source>
+      <translation>Schrittweite (Pixel)</translation>
+    </message>
+    <message>
+      <source>Pixels between chip origins. 0: the chip size (no overlap); smaller values make overlapping chips.</source>
+      <translation>Pixel zwischen den Chip-Ursprüngen. 0: die Chipgröße (keine Überlappung); kleinere Werte ergeben überlappende Chips.</translation>
+    </message>
+    <message>
+      <source>Minimum labelled share (%)</source>
+      <translation>Minimaler gelabelter Anteil (%)</translation>
+    </message>
+    <message>
+      <source>Skip chips with a smaller share of pixels of a non-background class.</source>
+      <translation>Chips mit einem kleineren Anteil an Pixeln einer Nicht-Hintergrundklasse überspringen.</translation>
+    </message>
+    <message>
+      <source>Maximum nodata share (%)</source>
+      <translation>Maximaler NoData-Anteil (%)</translation>
+    </message>
+    <message>
+      <source>Skip chips with a larger share of image nodata.</source>
+      <translation>Chips mit einem größeren Anteil an NoData im Bild überspringen.</translation>
+    </message>
+    <message>
+      <source>Output chip folder</source>
+      <translation>Ausgabeordner für Chips</translation>
+    </message>
+    <message>
+      <source>A new or empty folder for the chip data set.</source>
+      <translation>Ein neuer oder leerer Ordner für den Chip-Datensatz.</translation>
+    </message>
+    <message>
+      <source>Chip footprints</source>
+      <translation>Chip-Umrisse</translation>
+    </message>
+    <message>
+      <source>One polygon per chip with its id and label shares.</source>
+      <translation>Ein Polygon je Chip mit seiner Kennung und seinen Labelanteilen.</translation>
+    </message>
+    <message>
+      <source>Number of chips</source>
+      <translation>Anzahl der Chips</translation>
+    </message>
+    <message>
+      <source>Chip folder</source>
+      <translation>Chip-Ordner</translation>
+    </message>
+    <message>
+      <source>A folder written by Export Training Chips, or an Esri 'Classified Tiles' folder.</source>
+      <translation>Ein von „Trainingschips exportieren“ geschriebener Ordner oder ein Esri-Ordner „Classified Tiles“.</translation>
+    </message>
+    <message>
+      <source>Backbone</source>
+      <translation>Backbone</translation>
+    </message>
+    <message>
+      <source>The ResNet encoder. Larger ones are more accurate and slower.</source>
+      <translation>Der ResNet-Encoder. Größere sind genauer und langsamer.</translation>
+    </message>
+    <message>
+      <source>Start from ImageNet weights</source>
+      <translation>Mit ImageNet-Gewichten beginnen</translation>
+    </message>
+    <message>
+      <source>Initialise the encoder with ImageNet weights. They are downloaded the first time (internet needed once) and kept in PyTorch's cache; offline, give a weights file as ENCODER_WEIGHTS or turn this off.</source>
+      <translation>Den Encoder mit ImageNet-Gewichten initialisieren. Sie werden beim ersten Mal heruntergeladen (einmal Internet nötig) und im Cache von PyTorch aufbewahrt; offline eine Gewichtsdatei als ENCODER_WEIGHTS angeben oder dies ausschalten.</translation>
+    </message>
+    <message>
+      <source>Local encoder weights</source>
+      <translation>Lokale Encoder-Gewichte</translation>
+    </message>
+    <message>
+      <source>A torchvision ResNet weights file (.pth), for machines without internet.</source>
+      <translation>Eine torchvision-ResNet-Gewichtsdatei (.pth), für Rechner ohne Internet.</translation>
+    </message>
+    <message>
+      <source>Continue from model</source>
+      <translation>Von Modell fortsetzen</translation>
+    </message>
+    <message>
+      <source>A trained model to fine-tune; its bands and classes must match the chips.</source>
+      <translation>Ein trainiertes Modell zum Weitertrainieren; seine Bänder und Klassen müssen zu den Chips passen.</translation>
+    </message>
+    <message>
+      <source>Epochs</source>
+      <translation>Epochen</translation>
+    </message>
+    <message>
+      <source>Passes over the training chips.</source>
+      <translation>Durchläufe über die Trainingschips.</translation>
+    </message>
+    <message>
+      <source>Time limit (minutes)</source>
+      <translation>Zeitlimit (Minuten)</translation>
+    </message>
+    <message>
+      <source>Stop after this many minutes, keeping the best model; the learning-rate schedule is planned to end at the limit. 0: no limit (EPOCHS decides).</source>
+      <translation>Nach so vielen Minuten aufhören und das beste Modell behalten; der Lernraten-Verlauf wird so geplant, dass er zum Limit endet. 0: kein Limit (EPOCHS entscheidet).</translation>
+    </message>
+    <message>
+      <source>Batch size</source>
+      <translation>Stapelgröße</translation>
+    </message>
+    <message>
+      <source>Chips per training step. Lower it if memory runs out.</source>
+      <translation>Chips je Trainingsschritt. Verringern, wenn der Speicher nicht reicht.</translation>
+    </message>
+    <message>
+      <source>Learning rate</source>
+      <translation>Lernrate</translation>
+    </message>
+    <message>
+      <source>0: found automatically by a learning-rate range test.</source>
+      <translation>0: automatisch durch einen Lernraten-Suchlauf bestimmt.</translation>
+    </message>
+    <message>
+      <source>Validation share (%)</source>
+      <translation>Validierungsanteil (%)</translation>
+    </message>
+    <message>
+      <source>Share of chips held out for validation, in spatial blocks apart from the training chips.</source>
+      <translation>Anteil der Chips, der zur Validierung zurückgehalten wird, in räumlichen Blöcken getrennt von den Trainingschips.</translation>
+    </message>
+    <message>
+      <source>Early stopping (epochs)</source>
+      <translation>Vorzeitiges Beenden (Epochen)</translation>
+    </message>
+    <message>
+      <source>Stop after this many epochs without a better validation mean IoU. 0: never.</source>
+      <translation>Nach so vielen Epochen ohne besseren mittleren Validierungs-IoU anhalten. 0: nie.</translation>
+    </message>
+    <message>
+      <source>Loss</source>
+      <translation>Verlustfunktion</translation>
+    </message>
+    <message>
+      <source>Cross-entropy; focal (for rare classes); or cross-entropy plus Dice.</source>
+      <translation>Kreuzentropie; Focal (für seltene Klassen); oder Kreuzentropie plus Dice.</translation>
+    </message>
+    <message>
+      <source>Balance classes</source>
+      <translation>Klassen ausgleichen</translation>
+    </message>
+    <message>
+      <source>Weight classes by inverse frequency (square root, at most 10× the median class), so rare classes count more.</source>
+      <translation>Klassen nach inverser Häufigkeit gewichten (Quadratwurzel, höchstens 10× die mittlere Klasse), sodass seltene Klassen mehr zählen.</translation>
+    </message>
+    <message>
+      <source>Augment (flips and rotations)</source>
+      <translation>Augmentieren (Spiegelungen und Drehungen)</translation>
+    </message>
+    <message>
+      <source>Randomly flip and rotate chips by 90° while training.</source>
+      <translation>Chips beim Training zufällig spiegeln und um 90° drehen.</translation>
+    </message>
+    <message>
+      <source>Freeze encoder</source>
+      <translation>Encoder einfrieren</translation>
+    </message>
+    <message>
+      <source>Train the decoder only (faster, for small data sets).</source>
+      <translation>Nur den Decoder trainieren (schneller, für kleine Datensätze).</translation>
+    </message>
+    <message>
+      <source>Device</source>
+      <translation>Gerät</translation>
+    </message>
+    <message>
+      <source>auto: a CUDA GPU when present, else the CPU.</source>
+      <translation>auto: eine CUDA-GPU, falls vorhanden, sonst die CPU.</translation>
+    </message>
+    <message>
+      <source>Precision</source>
+      <translation>Genauigkeit</translation>
+    </message>
+    <message>
+      <source>auto: the fastest arithmetic this CPU or GPU does natively (bf16 on CPUs with native bf16, measured; float16 mixed precision on CUDA). full: float32 throughout.</source>
+      <translation>auto: die schnellste Arithmetik, die diese CPU oder GPU nativ beherrscht (bf16 auf CPUs mit nativem bf16, gemessen; float16-Mixed-Precision mit CUDA). full: durchgehend float32.</translation>
+    </message>
+    <message>
+      <source>Random seed</source>
+      <translation>Zufalls-Seed</translation>
+    </message>
+    <message>
+      <source>Makes the split and the training reproducible.</source>
+      <translation>Macht die Aufteilung und das Training reproduzierbar.</translation>
+    </message>
+    <message>
+      <source>Output model</source>
+      <translation>Ausgabemodell</translation>
+    </message>
+    <message>
+      <source>The trained model file (.pt).</source>
+      <translation>Die trainierte Modelldatei (.pt).</translation>
+    </message>
+    <message>
+      <source>Training report</source>
+      <translation>Trainingsbericht</translation>
+    </message>
+    <message>
+      <source>A self-contained HTML page with curves, scores and example predictions.</source>
+      <translation>Eine eigenständige HTML-Seite mit Kurven, Werten und Beispielvorhersagen.</translation>
+    </message>
+    <message>
+      <source>Model as ONNX</source>
+      <translation>Modell als ONNX</translation>
+    </message>
+    <message>
+      <source>The best model also as ONNX, with the metadata the Deepness plugin reads (needs the onnx package).</source>
+      <translation>Das beste Modell zusätzlich als ONNX, mit den Metadaten, die das Deepness-Plugin liest (benötigt das Paket onnx).</translation>
+    </message>
+    <message>
+      <source>Validation mean IoU</source>
+      <translation>Mittlerer Validierungs-IoU</translation>
+    </message>
+    <message>
+      <source>Validation pixel accuracy</source>
+      <translation>Pixelgenauigkeit der Validierung</translation>
+    </message>
+    <message>
+      <source>Epochs run</source>
+      <translation>Gelaufene Epochen</translation>
+    </message>
+    <message>
+      <source>Imagery with the bands the model was trained on, in the same order.</source>
+      <translation>Bilddaten mit den Bändern, mit denen das Modell trainiert wurde, in derselben Reihenfolge.</translation>
+    </message>
+    <message>
+      <source>Model</source>
+      <translation>Modell</translation>
+    </message>
+    <message>
+      <source>A model file (.pt) from Train U-Net.</source>
+      <translation>Eine Modelldatei (.pt) aus „U-Net trainieren“.</translation>
+    </message>
+    <message>
+      <source>Area to classify. Empty: the whole raster.</source>
+      <translation>Zu klassifizierender Bereich. Leer: das ganze Raster.</translation>
+    </message>
+    <message>
+      <source>Tile size (pixels)</source>
+      <translation>Kachelgröße (Pixel)</translation>
+    </message>
+    <message>
+      <source>Tile width and height, a multiple of 32. 0: the model's chip size.</source>
+      <translation>Breite und Höhe der Kacheln, ein Vielfaches von 32. 0: die Chipgröße des Modells.</translation>
+    </message>
+    <message>
+      <source>Tile overlap (%)</source>
+      <translation>Kachelüberlappung (%)</translation>
+    </message>
+    <message>
+      <source>Overlap between neighbouring tiles; overlaps are blended to avoid seams.</source>
+      <translation>Überlappung benachbarter Kacheln; Überlappungen werden überblendet, um Nähte zu vermeiden.</translation>
+    </message>
+    <message>
+      <source>Tiles per forward pass.</source>
+      <translation>Kacheln je Vorwärtsdurchlauf.</translation>
+    </message>
+    <message>
+      <source>Test-time augmentation</source>
+      <translation>Testzeit-Augmentierung</translation>
+    </message>
+    <message>
+      <source>Average the predictions of the 8 flips and rotations (8× slower, a little more accurate).</source>
+      <translation>Mittelt die Vorhersagen der 8 Spiegelungen und Drehungen (8× langsamer, etwas genauer).</translation>
+    </message>
+    <message>
+      <source>auto: int8 or bf16 where this machine runs them faster and the map agrees with float32 on at least 99 % of pixels (checked on tiles of the raster), float16 on CUDA. full: float32 throughout.</source>
+      <translation>auto: int8 oder bf16, wo dieser Rechner sie schneller ausführt und die Karte auf mindestens 99 % der Pixel mit float32 übereinstimmt (an Kacheln des Rasters geprüft), float16 mit CUDA. full: durchgehend float32.</translation>
+    </message>
+    <message>
+      <source>Minimum mapping unit (pixels)</source>
+      <translation>Mindestkartiereinheit (Pixel)</translation>
+    </message>
+    <message>
+      <source>Regions of one class smaller than this many pixels are merged into the largest neighbouring region, in the class raster and the polygons. 0: off.</source>
+      <translation>Gebiete einer Klasse mit weniger Pixeln als diesem Wert werden dem größten Nachbargebiet zugeschlagen, im Klassenraster und in den Polygonen. 0: aus.</translation>
+    </message>
+    <message>
+      <source>Classified raster</source>
+      <translation>Klassifiziertes Raster</translation>
+    </message>
+    <message>
+      <source>The class raster.</source>
+      <translation>Das Klassenraster.</translation>
+    </message>
+    <message>
+      <source>Confidence raster</source>
+      <translation>Konfidenzraster</translation>
+    </message>
+    <message>
+      <source>Probability (0–1) of the chosen class per pixel.</source>
+      <translation>Wahrscheinlichkeit (0–1) der gewählten Klasse je Pixel.</translation>
+    </message>
+    <message>
+      <source>Class probabilities</source>
+      <translation>Klassenwahrscheinlichkeiten</translation>
+    </message>
+    <message>
+      <source>One band per class, named after it: its probability, stored as bytes with scale 1/255 (readers see 0–1); nodata where the input is nodata.</source>
+      <translation>Ein Band je Klasse, nach ihr benannt: ihre Wahrscheinlichkeit, als Byte mit Skalierung 1/255 gespeichert (Leser sehen 0–1); NoData, wo die Eingabe NoData ist.</translation>
+    </message>
+    <message>
+      <source>The class map as polygons, one per connected region (after the minimum mapping unit), with class value, class name and area in square metres; styled by class colour.</source>
+      <translation>Die Klassenkarte als Polygone, eines je zusammenhängendem Gebiet (nach der Mindestkartiereinheit), mit Klassenwert, Klassenname und Fläche in Quadratmetern; nach Klassenfarbe gestaltet.</translation>
+    </message>
+    <message>
+      <source>Class raster</source>
+      <translation>Klassenraster</translation>
+    </message>
+    <message>
       <source>The class map to assess, e.g. the output of Classify Raster.</source>
       <translation>Die zu bewertende Klassenkarte, z. B. das Ergebnis von „Raster klassifizieren“.</translation>
+    </message>
+    <message>
+      <source>Reference polygons</source>
+      <translation>Referenzpolygone</translation>
     </message>
     <message>
       <source>Polygons of known classes, in any CRS. Give these or a reference raster.</source>
@@ -28,8 +452,16 @@ Schreibt eine Tabelle mit Referenz- und kartierten Pixeln, Herstellergenauigkeit
       <translation>Feld mit den Klassennamen oder Codes der Karte. Leer: jedes Polygon ist Klasse 1.</translation>
     </message>
     <message>
+      <source>Reference raster</source>
+      <translation>Referenzraster</translation>
+    </message>
+    <message>
       <source>A classified reference raster instead of polygons, on any grid (resampled by nearest neighbour).</source>
       <translation>Ein klassifiziertes Referenzraster statt Polygonen, auf beliebigem Raster (Nächster-Nachbar-Resampling).</translation>
+    </message>
+    <message>
+      <source>Outside the reference polygons</source>
+      <translation>Außerhalb der Referenzpolygone</translation>
     </message>
     <message>
       <source>What the reference means outside every polygon: background (class 0) or unknown (not counted).</source>
@@ -40,8 +472,16 @@ Schreibt eine Tabelle mit Referenz- und kartierten Pixeln, Herstellergenauigkeit
       <translation>Zu bewertender Bereich. Leer: das ganze Klassenraster.</translation>
     </message>
     <message>
+      <source>Accuracy table</source>
+      <translation>Genauigkeitstabelle</translation>
+    </message>
+    <message>
       <source>Per class: reference and mapped pixels, producer's and user's accuracy, F1 and IoU.</source>
       <translation>Je Klasse: Referenz- und kartierte Pixel, Hersteller- und Nutzergenauigkeit, F1 und IoU.</translation>
+    </message>
+    <message>
+      <source>Accuracy report</source>
+      <translation>Genauigkeitsbericht</translation>
     </message>
     <message>
       <source>A self-contained HTML page with the confusion matrix, overall accuracy and kappa.</source>
@@ -60,52 +500,16 @@ Schreibt eine Tabelle mit Referenz- und kartierten Pixeln, Herstellergenauigkeit
       <translation>Mittlere IoU</translation>
     </message>
     <message>
-      <source>give exactly one reference: polygons (REFERENCE) or a classified raster (REFERENCE_RASTER).</source>
-      <translation>genau eine Referenz angeben: Polygone (REFERENCE) oder ein klassifiziertes Raster (REFERENCE_RASTER).</translation>
-    </message>
-    <message>
-      <source>Class raster</source>
-      <translation>Klassenraster</translation>
-    </message>
-    <message>
-      <source>Reference polygons</source>
-      <translation>Referenzpolygone</translation>
-    </message>
-    <message>
-      <source>Class field</source>
-      <translation>Klassenfeld</translation>
-    </message>
-    <message>
-      <source>Reference raster</source>
-      <translation>Referenzraster</translation>
-    </message>
-    <message>
-      <source>Outside the reference polygons</source>
-      <translation>Außerhalb der Referenzpolygone</translation>
-    </message>
-    <message>
-      <source>Extent</source>
-      <translation>Ausdehnung</translation>
-    </message>
-    <message>
-      <source>Accuracy table</source>
-      <translation>Genauigkeitstabelle</translation>
-    </message>
-    <message>
-      <source>Accuracy report</source>
-      <translation>Genauigkeitsbericht</translation>
+      <source>U-Net model (*.pt)</source>
+      <translation>U-Net-Modell (*.pt)</translation>
     </message>
     <message>
       <source>HTML files (*.html)</source>
       <translation>HTML-Dateien (*.html)</translation>
     </message>
     <message>
-      <source>the field does not exist in the reference polygons.</source>
-      <translation>das Feld gibt es in den Referenzpolygonen nicht.</translation>
-    </message>
-    <message>
-      <source>the layer has no polygons.</source>
-      <translation>Der Layer enthält keine Polygone.</translation>
+      <source>ONNX models (*.onnx)</source>
+      <translation>ONNX-Modelle (*.onnx)</translation>
     </message>
     <message>
       <source>choose a raster layer.</source>
@@ -120,444 +524,40 @@ Schreibt eine Tabelle mit Referenz- und kartierten Pixeln, Herstellergenauigkeit
       <translation>Abgebrochen; unvollständige Ergebnisse wurden entfernt.</translation>
     </message>
     <message>
-      <source>This algorithm needs PyTorch: </source>
-      <translation>Dieser Algorithmus benötigt PyTorch: </translation>
-    </message>
-    <message>
-      <source>Classify Raster</source>
-      <translation>Raster klassifizieren</translation>
-    </message>
-    <message>
-      <source>Classifies a raster of any size with a model from Train U-Net and writes a class raster (GeoTIFF, one byte per pixel, with colour table, class names and a .qml style beside it).
-
-The raster is processed in overlapping tiles that are blended, so no seams show. The raster must have the bands the model was trained on, in the same order; its nodata becomes nodata (255) in the result. Optionally writes the probability of the chosen class.</source>
-      <translation>Klassifiziert ein Raster beliebiger Größe mit einem Modell aus „U-Net trainieren“ und schreibt ein Klassenraster (GeoTIFF, ein Byte pro Pixel, mit Farbtabelle, Klassennamen und einem .qml-Stil daneben).
-
-Das Raster wird in überlappenden Kacheln verarbeitet, die überblendet werden, sodass keine Nähte sichtbar sind. Das Raster muss die Bänder haben, mit denen das Modell trainiert wurde, in derselben Reihenfolge; seine NoData-Pixel werden im Ergebnis zu NoData (255). Optional wird die Wahrscheinlichkeit der gewählten Klasse geschrieben.</translation>
-    </message>
-    <message>
-      <source>Imagery with the bands the model was trained on, in the same order.</source>
-      <translation>Bilddaten mit den Bändern, mit denen das Modell trainiert wurde, in derselben Reihenfolge.</translation>
-    </message>
-    <message>
-      <source>A model file (.pt) from Train U-Net.</source>
-      <translation>Eine Modelldatei (.pt) aus „U-Net trainieren“.</translation>
-    </message>
-    <message>
-      <source>Area to classify. Empty: the whole raster.</source>
-      <translation>Zu klassifizierender Bereich. Leer: das ganze Raster.</translation>
-    </message>
-    <message>
-      <source>Regions of one class smaller than this many pixels are merged into the largest neighbouring region, in the class raster and the polygons. 0: off.</source>
-      <translation>Gebiete einer Klasse mit weniger Pixeln als diesem Wert werden dem größten Nachbargebiet zugeschlagen, im Klassenraster und in den Polygonen. 0: aus.</translation>
-    </message>
-    <message>
-      <source>The class raster.</source>
-      <translation>Das Klassenraster.</translation>
-    </message>
-    <message>
-      <source>Probability (0–1) of the chosen class per pixel.</source>
-      <translation>Wahrscheinlichkeit (0–1) der gewählten Klasse je Pixel.</translation>
-    </message>
-    <message>
-      <source>One band per class, named after it: its probability, stored as bytes with scale 1/255 (readers see 0–1); nodata where the input is nodata.</source>
-      <translation>Ein Band je Klasse, nach ihr benannt: ihre Wahrscheinlichkeit, als Byte mit Skalierung 1/255 gespeichert (Leser sehen 0–1); NoData, wo die Eingabe NoData ist.</translation>
-    </message>
-    <message>
-      <source>The class map as polygons, one per connected region (after the minimum mapping unit), with class value, class name and area in square metres; styled by class colour.</source>
-      <translation>Die Klassenkarte als Polygone, eines je zusammenhängendem Gebiet (nach der Mindestkartiereinheit), mit Klassenwert, Klassenname und Fläche in Quadratmetern; nach Klassenfarbe gestaltet.</translation>
-    </message>
-    <message>
-      <source>Input imagery</source>
-      <translation>Eingabebild</translation>
-    </message>
-    <message>
-      <source>Model</source>
-      <translation>Modell</translation>
-    </message>
-    <message>
-      <source>Tile width and height, a multiple of 32. 0: the model's chip size.</source>
-      <translation>Breite und Höhe der Kacheln, ein Vielfaches von 32. 0: die Chipgröße des Modells.</translation>
-    </message>
-    <message>
-      <source>Overlap between neighbouring tiles; overlaps are blended to avoid seams.</source>
-      <translation>Überlappung benachbarter Kacheln; Überlappungen werden überblendet, um Nähte zu vermeiden.</translation>
-    </message>
-    <message>
-      <source>Tiles per forward pass.</source>
-      <translation>Kacheln je Vorwärtsdurchlauf.</translation>
-    </message>
-    <message>
-      <source>Average the predictions of the 8 flips and rotations (8× slower, a little more accurate).</source>
-      <translation>Mittelt die Vorhersagen der 8 Spiegelungen und Drehungen (8× langsamer, etwas genauer).</translation>
-    </message>
-    <message>
-      <source>auto: a CUDA GPU when present, else the CPU.</source>
-      <translation>auto: eine CUDA-GPU, falls vorhanden, sonst die CPU.</translation>
-    </message>
-    <message>
-      <source>auto: int8 or bf16 where this machine runs them faster and the map agrees with float32 on at least 99 % of pixels (checked on tiles of the raster), float16 on CUDA. full: float32 throughout.</source>
-      <translation>auto: int8 oder bf16, wo dieser Rechner sie schneller ausführt und die Karte auf mindestens 99 % der Pixel mit float32 übereinstimmt (an Kacheln des Rasters geprüft), float16 mit CUDA. full: durchgehend float32.</translation>
-    </message>
-    <message>
-      <source>Minimum mapping unit (pixels)</source>
-      <translation>Mindestkartiereinheit (Pixel)</translation>
-    </message>
-    <message>
-      <source>Classified raster</source>
-      <translation>Klassifiziertes Raster</translation>
-    </message>
-    <message>
-      <source>Confidence raster</source>
-      <translation>Konfidenzraster</translation>
-    </message>
-    <message>
-      <source>Class probabilities</source>
-      <translation>Klassenwahrscheinlichkeiten</translation>
-    </message>
-    <message>
-      <source>Class polygons</source>
-      <translation>Klassenpolygone</translation>
-    </message>
-    <message>
-      <source>Tile size (pixels)</source>
-      <translation>Kachelgröße (Pixel)</translation>
-    </message>
-    <message>
-      <source>Tile overlap (%)</source>
-      <translation>Kachelüberlappung (%)</translation>
-    </message>
-    <message>
-      <source>Batch size</source>
-      <translation>Stapelgröße</translation>
-    </message>
-    <message>
-      <source>Test-time augmentation</source>
-      <translation>Testzeit-Augmentierung</translation>
-    </message>
-    <message>
-      <source>Device</source>
-      <translation>Gerät</translation>
-    </message>
-    <message>
-      <source>Precision</source>
-      <translation>Genauigkeit</translation>
-    </message>
-    <message>
-      <source>Export Training Chips</source>
-      <translation>Trainingschips exportieren</translation>
-    </message>
-    <message>
-      <source>Cuts imagery and labels into georeferenced training chips for Train U-Net.
-
-Labels are class polygons (with a class field of codes 1–254 or of class names) or a classified raster on any grid. A mask limits chips to the areas where labels are known. The output folder holds images/ and labels/ GeoTIFF chips, dataset.json (classes, pixel counts, band statistics, one entry per chip) and the files of Esri's 'Classified Tiles' format, so the folder also trains in ArcGIS. Label values: 0 background, 1–254 classes, 255 ignored (image nodata, outside the mask).</source>
-      <translation>Schneidet Bilddaten und Labels in georeferenzierte Trainingschips für „U-Net trainieren“.
-
-Labels sind Klassenpolygone (mit einem Klassenfeld aus Codes 1–254 oder Klassennamen) oder ein klassifiziertes Raster auf beliebigem Raster. Eine Maske beschränkt die Chips auf die Bereiche, in denen Labels bekannt sind. Der Ausgabeordner enthält GeoTIFF-Chips in images/ und labels/, dataset.json (Klassen, Pixelzahlen, Bandstatistiken, ein Eintrag je Chip) und die Dateien des Esri-Formats „Classified Tiles“, sodass der Ordner auch in ArcGIS trainiert. Labelwerte: 0 Hintergrund, 1–254 Klassen, 255 ignoriert (NoData im Bild, außerhalb der Maske).</translation>
-    </message>
-    <message>
-      <source>The image to cut chips from, any data type and band count.</source>
-      <translation>Das Bild, aus dem Chips geschnitten werden, mit beliebigem Datentyp und beliebiger Bandzahl.</translation>
-    </message>
-    <message>
-      <source>Bands to export, in this order. Empty: all bands.</source>
-      <translation>Zu exportierende Bänder, in dieser Reihenfolge. Leer: alle Bänder.</translation>
-    </message>
-    <message>
-      <source>Polygons of the classes, in any CRS. Give these or a label raster.</source>
-      <translation>Polygone der Klassen, in beliebigem KBS. Geben Sie diese oder ein Labelraster an.</translation>
-    </message>
-    <message>
-      <source>Field with class codes 1–254 or class names. Empty: every polygon is class 1.</source>
-      <translation>Feld mit Klassencodes 1–254 oder Klassennamen. Leer: jedes Polygon ist Klasse 1.</translation>
-    </message>
-    <message>
-      <source>A classified raster (values 1–254) instead of polygons, on any grid.</source>
-      <translation>Ein klassifiziertes Raster (Werte 1–254) statt Polygonen, auf beliebigem Raster.</translation>
-    </message>
-    <message>
-      <source>Polygons where labels are known. Chips are cut only there; pixels outside are ignored.</source>
-      <translation>Polygone, in denen Labels bekannt sind. Chips werden nur dort geschnitten; Pixel außerhalb werden ignoriert.</translation>
-    </message>
-    <message>
-      <source>What pixels outside every label polygon mean: background (class 0) or unknown (ignored in training).</source>
-      <translation>Was Pixel außerhalb aller Labelpolygone bedeuten: Hintergrund (Klasse 0) oder unbekannt (im Training ignoriert).</translation>
-    </message>
-    <message>
-      <source>Area to cut chips from. Empty: the whole image.</source>
-      <translation>Bereich, aus dem Chips geschnitten werden. Leer: das ganze Bild.</translation>
-    </message>
-    <message>
-      <source>Width and height of the chips in pixels, a multiple of 32.</source>
-      <translation>Breite und Höhe der Chips in Pixeln, ein Vielfaches von 32.</translation>
-    </message>
-    <message>
-      <source>A new or empty folder for the chip data set.</source>
-      <translation>Ein neuer oder leerer Ordner für den Chip-Datensatz.</translation>
-    </message>
-    <message>
-      <source>One polygon per chip with its id and label shares.</source>
-      <translation>Ein Polygon je Chip mit seiner Kennung und seinen Labelanteilen.</translation>
-    </message>
-    <message>
-      <source>Number of chips</source>
-      <translation>Anzahl der Chips</translation>
-    </message>
-    <message>
-      <source>give exactly one label source: class polygons (LABELS) or a classified raster (LABEL_RASTER).</source>
-      <translation>Geben Sie genau eine Labelquelle an: Klassenpolygone (LABELS) oder ein klassifiziertes Raster (LABEL_RASTER).</translation>
-    </message>
-    <message>
       <source>the field does not exist in the class polygons.</source>
       <translation>Das Feld gibt es in den Klassenpolygonen nicht.</translation>
     </message>
     <message>
-      <source>Bands</source>
-      <translation>Bänder</translation>
+      <source>the field does not exist in the reference polygons.</source>
+      <translation>das Feld gibt es in den Referenzpolygonen nicht.</translation>
     </message>
     <message>
-      <source>Label raster</source>
-      <translation>Labelraster</translation>
-    </message>
-    <message>
-      <source>Labelled areas (mask)</source>
-      <translation>Gelabelte Bereiche (Maske)</translation>
-    </message>
-    <message>
-      <source>Unlabelled pixels are</source>
-      <translation>Nicht gelabelte Pixel sind</translation>
-    </message>
-    <message>
-      <source>Chip size (pixels)</source>
-      <translation>Chipgröße (Pixel)</translation>
-    </message>
-    <message>
-      <source>Pixels between chip origins. 0: the chip size (no overlap); smaller values make overlapping chips.</source>
-      <translation>Pixel zwischen den Chip-Ursprüngen. 0: die Chipgröße (keine Überlappung); kleinere Werte ergeben überlappende Chips.</translation>
-    </message>
-    <message>
-      <source>Skip chips with a smaller share of pixels of a non-background class.</source>
-      <translation>Chips mit einem kleineren Anteil an Pixeln einer Nicht-Hintergrundklasse überspringen.</translation>
-    </message>
-    <message>
-      <source>Skip chips with a larger share of image nodata.</source>
-      <translation>Chips mit einem größeren Anteil an NoData im Bild überspringen.</translation>
-    </message>
-    <message>
-      <source>Output chip folder</source>
-      <translation>Ausgabeordner für Chips</translation>
-    </message>
-    <message>
-      <source>Chip footprints</source>
-      <translation>Chip-Umrisse</translation>
-    </message>
-    <message>
-      <source>Stride (pixels)</source>
-      <translation>Schrittweite (Pixel)</translation>
-    </message>
-    <message>
-      <source>Minimum labelled share (%)</source>
-      <translation>Minimaler gelabelter Anteil (%)</translation>
-    </message>
-    <message>
-      <source>Maximum nodata share (%)</source>
-      <translation>Maximaler NoData-Anteil (%)</translation>
-    </message>
-    <message>
-      <source>{} polygons without a class value were skipped.</source>
-      <translation>{} Polygone ohne Klassenwert wurden übersprungen.</translation>
+      <source>This algorithm needs PyTorch: </source>
+      <translation>Dieser Algorithmus benötigt PyTorch: </translation>
     </message>
     <message>
       <source>U-Net segmentation</source>
       <translation>U-Net-Segmentierung</translation>
     </message>
     <message>
-      <source>Train U-Net</source>
-      <translation>U-Net trainieren</translation>
-    </message>
-    <message>
-      <source>Trains a U-Net with a ResNet encoder on a chip folder from Export Training Chips (or an Esri 'Classified Tiles' folder) and saves one model file (.pt) for Classify Raster.
-
-A share of the chips, in spatial blocks apart from the training chips, is held out for validation. Each epoch logs the losses, accuracy and per-class IoU; the saved model is the epoch with the best validation mean IoU. Learning rate 0 finds a rate automatically. Canceling keeps the best model so far. The optional HTML report shows the curves, per-class scores, the confusion matrix and example predictions.</source>
-      <translation>Trainiert ein U-Net mit ResNet-Encoder auf einem Chip-Ordner aus „Trainingschips exportieren“ (oder einem Esri-Ordner „Classified Tiles“) und speichert eine Modelldatei (.pt) für „Raster klassifizieren“.
-
-Ein Teil der Chips wird in räumlichen Blöcken, getrennt von den Trainingschips, zur Validierung zurückgehalten. Jede Epoche protokolliert die Verluste, die Genauigkeit und den IoU je Klasse; gespeichert wird die Epoche mit dem besten mittleren Validierungs-IoU. Lernrate 0 findet eine Rate automatisch. Ein Abbruch behält das bisher beste Modell. Der optionale HTML-Bericht zeigt die Kurven, die Werte je Klasse, die Konfusionsmatrix und Beispielvorhersagen.</translation>
-    </message>
-    <message>
-      <source>A folder written by Export Training Chips, or an Esri 'Classified Tiles' folder.</source>
-      <translation>Ein von „Trainingschips exportieren“ geschriebener Ordner oder ein Esri-Ordner „Classified Tiles“.</translation>
-    </message>
-    <message>
-      <source>The ResNet encoder. Larger ones are more accurate and slower.</source>
-      <translation>Der ResNet-Encoder. Größere sind genauer und langsamer.</translation>
-    </message>
-    <message>
-      <source>Initialise the encoder with ImageNet weights. They are downloaded the first time (internet needed once) and kept in PyTorch's cache; offline, give a weights file as ENCODER_WEIGHTS or turn this off.</source>
-      <translation>Den Encoder mit ImageNet-Gewichten initialisieren. Sie werden beim ersten Mal heruntergeladen (einmal Internet nötig) und im Cache von PyTorch aufbewahrt; offline eine Gewichtsdatei als ENCODER_WEIGHTS angeben oder dies ausschalten.</translation>
-    </message>
-    <message>
-      <source>Passes over the training chips.</source>
-      <translation>Durchläufe über die Trainingschips.</translation>
-    </message>
-    <message>
-      <source>Stop after this many minutes, keeping the best model; the learning-rate schedule is planned to end at the limit. 0: no limit (EPOCHS decides).</source>
-      <translation>Nach so vielen Minuten aufhören und das beste Modell behalten; der Lernraten-Verlauf wird so geplant, dass er zum Limit endet. 0: kein Limit (EPOCHS entscheidet).</translation>
-    </message>
-    <message>
-      <source>Chips per training step. Lower it if memory runs out.</source>
-      <translation>Chips je Trainingsschritt. Verringern, wenn der Speicher nicht reicht.</translation>
-    </message>
-    <message>
-      <source>The trained model file (.pt).</source>
-      <translation>Die trainierte Modelldatei (.pt).</translation>
-    </message>
-    <message>
-      <source>A self-contained HTML page with curves, scores and example predictions.</source>
-      <translation>Eine eigenständige HTML-Seite mit Kurven, Werten und Beispielvorhersagen.</translation>
-    </message>
-    <message>
-      <source>Validation mean IoU</source>
-      <translation>Mittlerer Validierungs-IoU</translation>
-    </message>
-    <message>
-      <source>Validation pixel accuracy</source>
-      <translation>Pixelgenauigkeit der Validierung</translation>
-    </message>
-    <message>
-      <source>Epochs run</source>
-      <translation>Gelaufene Epochen</translation>
+      <source>give exactly one label source: class polygons (LABELS) or a classified raster (LABEL_RASTER).</source>
+      <translation>Geben Sie genau eine Labelquelle an: Klassenpolygone (LABELS) oder ein klassifiziertes Raster (LABEL_RASTER).</translation>
     </message>
     <message>
       <source>Training was canceled; the best model so far was saved.</source>
       <translation>Das Training wurde abgebrochen; das bisher beste Modell wurde gespeichert.</translation>
     </message>
     <message>
-      <source>Chip folder</source>
-      <translation>Chip-Ordner</translation>
+      <source>give exactly one reference: polygons (REFERENCE) or a classified raster (REFERENCE_RASTER).</source>
+      <translation>genau eine Referenz angeben: Polygone (REFERENCE) oder ein klassifiziertes Raster (REFERENCE_RASTER).</translation>
     </message>
     <message>
-      <source>Backbone</source>
-      <translation>Backbone</translation>
+      <source>the layer has no polygons.</source>
+      <translation>Der Layer enthält keine Polygone.</translation>
     </message>
     <message>
-      <source>Start from ImageNet weights</source>
-      <translation>Mit ImageNet-Gewichten beginnen</translation>
-    </message>
-    <message>
-      <source>A torchvision ResNet weights file (.pth), for machines without internet.</source>
-      <translation>Eine torchvision-ResNet-Gewichtsdatei (.pth), für Rechner ohne Internet.</translation>
-    </message>
-    <message>
-      <source>A trained model to fine-tune; its bands and classes must match the chips.</source>
-      <translation>Ein trainiertes Modell zum Weitertrainieren; seine Bänder und Klassen müssen zu den Chips passen.</translation>
-    </message>
-    <message>
-      <source>Epochs</source>
-      <translation>Epochen</translation>
-    </message>
-    <message>
-      <source>Time limit (minutes)</source>
-      <translation>Zeitlimit (Minuten)</translation>
-    </message>
-    <message>
-      <source>0: found automatically by a learning-rate range test.</source>
-      <translation>0: automatisch durch einen Lernraten-Suchlauf bestimmt.</translation>
-    </message>
-    <message>
-      <source>Share of chips held out for validation, in spatial blocks apart from the training chips.</source>
-      <translation>Anteil der Chips, der zur Validierung zurückgehalten wird, in räumlichen Blöcken getrennt von den Trainingschips.</translation>
-    </message>
-    <message>
-      <source>Stop after this many epochs without a better validation mean IoU. 0: never.</source>
-      <translation>Nach so vielen Epochen ohne besseren mittleren Validierungs-IoU anhalten. 0: nie.</translation>
-    </message>
-    <message>
-      <source>Cross-entropy; focal (for rare classes); or cross-entropy plus Dice.</source>
-      <translation>Kreuzentropie; Focal (für seltene Klassen); oder Kreuzentropie plus Dice.</translation>
-    </message>
-    <message>
-      <source>Weight classes by inverse frequency (square root, at most 10× the median class), so rare classes count more.</source>
-      <translation>Klassen nach inverser Häufigkeit gewichten (Quadratwurzel, höchstens 10× die mittlere Klasse), sodass seltene Klassen mehr zählen.</translation>
-    </message>
-    <message>
-      <source>Randomly flip and rotate chips by 90° while training.</source>
-      <translation>Chips beim Training zufällig spiegeln und um 90° drehen.</translation>
-    </message>
-    <message>
-      <source>Train the decoder only (faster, for small data sets).</source>
-      <translation>Nur den Decoder trainieren (schneller, für kleine Datensätze).</translation>
-    </message>
-    <message>
-      <source>auto: the fastest arithmetic this CPU or GPU does natively (bf16 on CPUs with native bf16, measured; float16 mixed precision on CUDA). full: float32 throughout.</source>
-      <translation>auto: die schnellste Arithmetik, die diese CPU oder GPU nativ beherrscht (bf16 auf CPUs mit nativem bf16, gemessen; float16-Mixed-Precision mit CUDA). full: durchgehend float32.</translation>
-    </message>
-    <message>
-      <source>Makes the split and the training reproducible.</source>
-      <translation>Macht die Aufteilung und das Training reproduzierbar.</translation>
-    </message>
-    <message>
-      <source>Output model</source>
-      <translation>Ausgabemodell</translation>
-    </message>
-    <message>
-      <source>U-Net model (*.pt)</source>
-      <translation>U-Net-Modell (*.pt)</translation>
-    </message>
-    <message>
-      <source>Training report</source>
-      <translation>Trainingsbericht</translation>
-    </message>
-    <message>
-      <source>The best model also as ONNX, with the metadata the Deepness plugin reads (needs the onnx package).</source>
-      <translation>Das beste Modell zusätzlich als ONNX, mit den Metadaten, die das Deepness-Plugin liest (benötigt das Paket onnx).</translation>
-    </message>
-    <message>
-      <source>Local encoder weights</source>
-      <translation>Lokale Encoder-Gewichte</translation>
-    </message>
-    <message>
-      <source>Continue from model</source>
-      <translation>Von Modell fortsetzen</translation>
-    </message>
-    <message>
-      <source>Learning rate</source>
-      <translation>Lernrate</translation>
-    </message>
-    <message>
-      <source>Validation share (%)</source>
-      <translation>Validierungsanteil (%)</translation>
-    </message>
-    <message>
-      <source>Early stopping (epochs)</source>
-      <translation>Vorzeitiges Beenden (Epochen)</translation>
-    </message>
-    <message>
-      <source>Loss</source>
-      <translation>Verlustfunktion</translation>
-    </message>
-    <message>
-      <source>Balance classes</source>
-      <translation>Klassen ausgleichen</translation>
-    </message>
-    <message>
-      <source>Augment (flips and rotations)</source>
-      <translation>Augmentieren (Spiegelungen und Drehungen)</translation>
-    </message>
-    <message>
-      <source>Freeze encoder</source>
-      <translation>Encoder einfrieren</translation>
-    </message>
-    <message>
-      <source>Random seed</source>
-      <translation>Zufalls-Seed</translation>
-    </message>
-    <message>
-      <source>Model as ONNX</source>
-      <translation>Modell als ONNX</translation>
-    </message>
-    <message>
-      <source>ONNX models (*.onnx)</source>
-      <translation>ONNX-Modelle (*.onnx)</translation>
+      <source>{} polygons without a class value were skipped.</source>
+      <translation>{} Polygone ohne Klassenwert wurden übersprungen.</translation>
     </message>
   </context>
 </TS>

@@ -19,7 +19,7 @@ CONTEXT = "UnetPlugin"
 
 
 def source_strings() -> list[str]:
-    """The literal arguments of ``tr(...)`` / ``self.tr(...)`` calls, in order of appearance."""
+    """The literal arguments of ``tr(...)`` / ``self.tr(...)`` calls and ``N_(...)`` markers, in order of appearance."""
     found: list[str] = []
     for path in sorted(glob.glob(os.path.join(ROOT, "unet_plugin", "**", "*.py"), recursive=True)):
         with open(path, encoding="utf-8") as f:
@@ -29,7 +29,7 @@ def source_strings() -> list[str]:
                 fn = node.func
                 name = fn.id if isinstance(fn, ast.Name) else fn.attr if isinstance(fn, ast.Attribute) else None
                 arg = node.args[0]
-                if name == "tr" and isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value not in found:
+                if name in ("tr", "N_") and isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value not in found:
                     found.append(arg.value)
     return found
 

@@ -17,7 +17,7 @@ from .styles import NODATA
 CONNECTEDNESS = 4  # pixels touching at an edge form a region; corner contacts do not (valid polygons)
 
 
-def vector_driver(path: str) -> str:
+def vector_driver(path: str, parameter: str = "OUTPUT_POLYGONS") -> str:
     """The OGR driver that writes ``path``'s extension (GeoPackage when there is none)."""
     ext = os.path.splitext(path)[1].lower().lstrip(".")
     if ext in ("", "gpkg"):
@@ -27,7 +27,7 @@ def vector_driver(path: str) -> str:
         meta = d.GetMetadata() or {}
         if meta.get("DCAP_VECTOR") == "YES" and meta.get("DCAP_CREATE") == "YES" and ext in (meta.get("DMD_EXTENSIONS") or "").split():
             return d.GetName()
-    raise UserInputError("OUTPUT_POLYGONS", f"OGR cannot write '.{ext}' files; use .gpkg (GeoPackage), .shp, .geojson or .fgb.")
+    raise UserInputError(parameter, f"OGR cannot write '.{ext}' files; use .gpkg (GeoPackage), .shp, .geojson or .fgb.")
 
 
 def check_vector_output(path: str) -> None:

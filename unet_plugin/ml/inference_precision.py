@@ -94,14 +94,70 @@ def _timed_argmax(forward, x: torch.Tensor) -> tuple[np.ndarray, float]:
     return out.float().argmax(1).numpy(), time.perf_counter() - t0
 
 
+def _int8_path(meta: dict, th: int, tw: int, tiles_digest: str) -> str:
+    """The cached int8 graph of a model file, tile shape, calibration tiles and library versions."""
+    import onnxruntime as ort
+
+    from .predict import onnx_cache_dir
+
+    versions = f"{torch.__version__}|{ort.__version__}"
+    qkey = hashlib.sha256(f"{meta['file_sha256']}|{th}|{tw}|{tiles_digest}|{versions}|int8".encode()).hexdigest()[:32]
+    return os.path.join(onnx_cache_dir(), qkey + "-int8.onnx")
+
+
+def _int8_forward(qpath: str, threads: int):
+    import onnxruntime as ort
+
+    from .predict import OnnxForward
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return OnnxForward(ort.InferenceSession(qpath, opts, providers=["CPUExecutionProvider"]), ort.__version__, "int8")
+
+
+def _bf16_forward(model: torch.nn.Module):
+    cl = model.to(memory_format=torch.channels_last)
+
+    def bf16_forward(x):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return cl(x.contiguous(memory_format=torch.channels_last)).float()
+    return bf16_forward
+
+
 def choose(fp32_forward, fp32_name: str, model: torch.nn.Module, meta: dict, th: int, tw: int, threads: int,
            tiles: list[np.ndarray], masks: list[np.ndarray], n_tiles: int, onnx_graph: str | None, log):
-    """The forward pass to use and its name: a faster one where it agrees with float32, else float32."""
+    """The forward pass to use and its name: a faster one where it agrees with float32, else float32.
+
+    Under torchrun rank 0 decides (timings differ between processes) and the others follow, so
+    every process draws its rows of the map with the same arithmetic.
+    """
+    from . import distributed
+
+    if not distributed.active():
+        return _choose(fp32_forward, fp32_name, model, meta, th, tw, threads, tiles, masks, n_tiles, onnx_graph, log)[:2]
+    if distributed.is_main():
+        forward, name, kind = _choose(fp32_forward, fp32_name, model, meta, th, tw, threads, tiles, masks, n_tiles,
+                                      onnx_graph, log)
+        distributed.agree(kind)  # the int8 graph, if chosen, is in the cache by now
+        return forward, name
+    kind = distributed.agree(None)
+    if kind == "int8":
+        return _int8_forward(_int8_path(meta, th, tw, _digest(tiles)), threads), f"{fp32_name} (int8)"
+    if kind == "bf16":
+        return _bf16_forward(model), f"{fp32_name} (bf16)"
+    return fp32_forward, fp32_name
+
+
+def _choose(fp32_forward, fp32_name, model, meta, th, tw, threads, tiles, masks, n_tiles, onnx_graph, log):
+    """(forward, name, kind) of the fastest arithmetic that agrees with float32 on this machine."""
     from . import precision as prec
-    from .predict import OnnxForward, onnx_cache_dir
+    from .predict import onnx_cache_dir
 
     if len(tiles) < 2:
-        return fp32_forward, fp32_name
+        return fp32_forward, fp32_name, "fp32"
     calib, check = tiles[0::2], tiles[1::2]
     check_masks = masks[1::2]
     key = (meta["file_sha256"], th, tw, _digest(tiles), threads)
@@ -110,18 +166,14 @@ def choose(fp32_forward, fp32_name: str, model: torch.nn.Module, meta: dict, th:
     if hit is not None:
         kind, runner, message = hit
         log(message + " (decided earlier in this session)")
-        return (runner, f"{fp32_name} ({kind})") if runner is not None else (fp32_forward, fp32_name)
+        return (runner, f"{fp32_name} ({kind})", kind) if runner is not None else (fp32_forward, fp32_name, "fp32")
 
     qpath, cached = None, False
     if onnx_graph is not None:
-        import onnxruntime as ort
-
-        versions = f"{torch.__version__}|{ort.__version__}"
-        qkey = hashlib.sha256(f"{meta['file_sha256']}|{th}|{tw}|{key[3]}|{versions}|int8".encode()).hexdigest()[:32]
-        qpath = os.path.join(onnx_cache_dir(), qkey + "-int8.onnx")
+        qpath = _int8_path(meta, th, tw, key[3])
         cached = os.path.isfile(qpath)
     if n_tiles < MIN_TILES and not cached:
-        return fp32_forward, fp32_name
+        return fp32_forward, fp32_name, "fp32"
     t0 = time.perf_counter()
     candidates = []
     if qpath is not None:
@@ -129,24 +181,13 @@ def choose(fp32_forward, fp32_name: str, model: torch.nn.Module, meta: dict, th:
             if not cached:
                 os.makedirs(onnx_cache_dir(), exist_ok=True)
                 _quantize(onnx_graph, qpath, calib)
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-            opts.log_severity_level = 3
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            candidates.append(("int8", OnnxForward(ort.InferenceSession(qpath, opts, providers=["CPUExecutionProvider"]),
-                                                   ort.__version__, "int8")))
+            candidates.append(("int8", _int8_forward(qpath, threads)))
         except Exception as exc:  # an operator the quantiser cannot handle, no writable cache: float32 it is
             log(f"int8 not used ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}).")
     if prec.cpu_has_native_bf16():
-        cl = model.to(memory_format=torch.channels_last)
-
-        def bf16_forward(x):
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                return cl(x.contiguous(memory_format=torch.channels_last)).float()
-        candidates.append(("bf16", bf16_forward))
+        candidates.append(("bf16", _bf16_forward(model)))
     if not candidates:
-        return fp32_forward, fp32_name
+        return fp32_forward, fp32_name, "fp32"
     x = torch.from_numpy(np.stack(check))
     valid = np.stack(check_masks)
     with torch.inference_mode():
@@ -168,4 +209,4 @@ def choose(fp32_forward, fp32_name: str, model: torch.nn.Module, meta: dict, th:
     log(message)
     with _LOCK:
         _DECISIONS[key] = (best[0], best[1], message) if best else ("fp32", None, message)
-    return (best[1], f"{fp32_name} ({best[0]})") if best else (fp32_forward, fp32_name)
+    return (best[1], f"{fp32_name} ({best[0]})", best[0]) if best else (fp32_forward, fp32_name, "fp32")

@@ -29,6 +29,7 @@ from ..core.raster import (
 )
 from ..core.styles import NODATA, apply_classes_to_band, write_qml
 from ..core.windows import Window, axis_origins
+from . import distributed
 from .modelfile import ModelFileError, load_model
 from .train import pick_device
 
@@ -238,8 +239,11 @@ def forward_engine(model, meta: dict, config: ClassifyConfig, device: torch.devi
     survives TTA's rotations; otherwise PyTorch (channels-last on the CPU, half precision on CUDA).
     """
     channels = int(meta["in_channels"])
-    if device.type == "cpu" and config.engine in ("auto", "onnxruntime") and (th == tw or not config.tta) \
-            and (n_tiles >= 16 or config.engine == "onnxruntime" or OnnxForward.is_cached(meta["file_sha256"], channels, th, tw)):
+    # under torchrun rank 0's answer counts: a graph cached a moment ago by another process must not
+    # make one process run another engine (the map must equal a single process's)
+    if distributed.agree(device.type == "cpu" and config.engine in ("auto", "onnxruntime") and (th == tw or not config.tta)
+                         and (n_tiles >= 16 or config.engine == "onnxruntime"
+                              or OnnxForward.is_cached(meta["file_sha256"], channels, th, tw))):
         try:
             t0 = time.perf_counter()
             runner = OnnxForward.prepare(model, meta["file_sha256"], channels, th, tw, torch.get_num_threads())
@@ -436,6 +440,9 @@ def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> Class
     rows = axis_origins(window.height, tile, stride)
     cols = axis_origins(window.width, tile, stride)
     n_tiles = len(rows) * len(cols)
+    # under torchrun each process finalises a band of rows [y0, y1) and runs every tile row touching it
+    y0, y1 = row_range(rows, window.height, distributed.rank(), distributed.world())
+    my_rows = [r for r in rows if r < y1 and r + th > y0]
     weights = torch.from_numpy(blend_weights(th, tw)).to(device)
     if config.precision not in ("auto", "full"):
         raise UserInputError("PRECISION", f"unknown precision '{config.precision}'; choose auto or full.")
@@ -455,15 +462,22 @@ def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> Class
     log(f"Classifying {window.width}×{window.height} px in {n_tiles} tiles of {tw}×{th} px "
         f"(overlap {config.overlap:g} %, stride {stride} px) on {device} with {engine}; model {meta['backbone']}, {k} classes.")
 
-    gt = window_geotransform(info.geotransform, window)
-    tmp_out = config.output + ".partial.tif"
-    tmp_conf = config.output_confidence + ".partial.tif" if config.output_confidence else None
-    out_ds = _create(tmp_out, window.width, window.height, gt, info.crs_wkt, gdal.GDT_Byte, NODATA)
-    conf_ds = _create(tmp_conf, window.width, window.height, gt, info.crs_wkt, gdal.GDT_Float32, CONFIDENCE_NODATA) if tmp_conf else None
-    tmp_prob = config.output_probabilities + ".partial.tif" if config.output_probabilities else None
-    prob_ds = None
-    if tmp_prob:
-        prob_ds = _create(tmp_prob, window.width, window.height, gt, info.crs_wkt, gdal.GDT_Byte, PROBABILITY_NODATA, k)
+    main = distributed.is_main()
+    # rank 0 writes the whole raster; other processes their band of rows into part files it merges
+    y_off = 0 if main else y0
+    out_h = window.height if main else y1 - y0
+    gt = window_geotransform(info.geotransform, Window(window.col, window.row + y_off, window.width, out_h))
+    tmp_out = _part_name(config.output, distributed.rank())
+    tmp_conf = _part_name(config.output_confidence, distributed.rank()) if config.output_confidence else None
+    tmp_prob = _part_name(config.output_probabilities, distributed.rank()) if config.output_probabilities else None
+    others = [_part_name(p, r) for r in range(1, distributed.world()) for p in (config.output, config.output_confidence,
+                                                                                config.output_probabilities) if p and main]
+    out_ds = conf_ds = prob_ds = None
+    if out_h > 0:
+        out_ds = _create(tmp_out, window.width, out_h, gt, info.crs_wkt, gdal.GDT_Byte, NODATA)
+        conf_ds = _create(tmp_conf, window.width, out_h, gt, info.crs_wkt, gdal.GDT_Float32, CONFIDENCE_NODATA) if tmp_conf else None
+    if tmp_prob and out_h > 0:
+        prob_ds = _create(tmp_prob, window.width, out_h, gt, info.crs_wkt, gdal.GDT_Byte, PROBABILITY_NODATA, k)
         for b, c in enumerate(classes):
             band = prob_ds.GetRasterBand(b + 1)
             band.SetDescription(c["name"])
@@ -482,13 +496,13 @@ def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> Class
         x1 = min(x0 + block_width, window.width)
         bcols = [c for c in cols if c < x1 and c + tw > x0]
         blocks.append((x0, x1, bcols[0], bcols[-1] + tw - bcols[0], bcols))
-    tile_runs = len(rows) * sum(len(b[4]) for b in blocks)  # tiles across block boundaries run twice
+    tile_runs = max(len(my_rows) * sum(len(b[4]) for b in blocks), 1)  # tiles across block boundaries run twice
 
     def reader(q_in: queue.Queue):
         """Read one strip per tile row and block, normalise, cut into tiles."""
         try:
             for bi, (_, _, s0, bw, bcols) in enumerate(blocks):
-                for r in rows:
+                for r in my_rows:
                     if stop.is_set():
                         return
                     strip_win = Window(window.col + s0, window.row + r, bw, th)
@@ -509,6 +523,7 @@ def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> Class
                 if item is None:
                     break
                 x, y, cls, conf, probs = item
+                y -= y_off
                 out_ds.GetRasterBand(1).WriteArray(cls, x, y)
                 if conf_ds is not None:
                     conf_ds.GetRasterBand(1).WriteArray(conf, x, y)
@@ -535,13 +550,17 @@ def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> Class
                      valid=np.zeros((th, bw), dtype=bool))
 
     def flush(nrows: int, y: int):
-        """Finalise the first ``nrows`` rows of the block's strip buffers (raster row ``y``)."""
+        """Finalise the first ``nrows`` rows of the block's strip buffers (raster row ``y``), those in [y0, y1)."""
         a, b = state["keep"]
-        wsum = state["wsum"][:nrows, a:b]
-        prob = state["acc"][:, :nrows, a:b] / wsum.clamp(min=1e-12)
+        r0, r1 = max(y0 - y, 0), min(y1 - y, nrows)
+        if r1 <= r0:
+            return
+        y += r0
+        wsum = state["wsum"][r0:r1, a:b]
+        prob = state["acc"][:, r0:r1, a:b] / wsum.clamp(min=1e-12)
         conf, idx = prob.max(0)
         cls = lut[idx.cpu().numpy()]
-        ok = state["valid"][:nrows, a:b] & (wsum > 0).cpu().numpy()
+        ok = state["valid"][r0:r1, a:b] & (wsum > 0).cpu().numpy()
         cls[~ok] = NODATA
         counts[:] += np.bincount(cls.ravel(), minlength=256)
         conf_np = conf.cpu().numpy().astype(np.float32) if conf_ds is not None else None
@@ -605,6 +624,12 @@ def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> Class
         if failure:
             raise failure[0]
         out_ds = conf_ds = prob_ds = None
+        if distributed.active():
+            counts[:] = distributed.total(counts)
+            distributed.barrier()  # every process's rows are written
+            if not main:
+                return _result_of(config, classes, run, skipped, t0, counts, warnings, engine, log, window, device, False)
+            _merge_parts(config, rows, window.height, distributed.world())
         if config.min_area > 0 or config.output_polygons:
             from ..core.regions import polygonize, sieve
 
@@ -630,14 +655,56 @@ def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> Class
         for t in threads:
             t.join(timeout=10)
         out_ds = conf_ds = prob_ds = None
-        for p in (tmp_out, tmp_conf, tmp_prob):
+        for p in [tmp_out, tmp_conf, tmp_prob] + others:
             if p and os.path.exists(p):
                 gdal.GetDriverByName("GTiff").Delete(p)
         raise
+    return _result_of(config, classes, run, skipped, t0, counts, warnings, engine, log, window, device, True)
+
+
+def _result_of(config, classes, run, skipped, t0, counts, warnings, engine, log, window, device, report) -> ClassifyResult:
     total = max(int(counts[:NODATA].sum()), 1)
     shares = {c["name"]: float(counts[int(c["value"])]) / total for c in classes}
     seconds = time.time() - t0
-    log(f"{run} tiles classified, {skipped} skipped (all nodata), {seconds:.1f} s "
-        f"({window.width * window.height / 1e6 / max(seconds, 1e-9):.2f} Mpx/s) on {device} with {engine}.")
-    log("Class shares: " + ", ".join(f"{n} {100 * s:.1f}%" for n, s in shares.items()))
+    if report:
+        n = distributed.world()
+        log(f"{run} tiles classified{f' by rank 0 of {n} processes' if n > 1 else ''}, {skipped} skipped (all nodata), "
+            f"{seconds:.1f} s ({window.width * window.height / 1e6 / max(seconds, 1e-9):.2f} Mpx/s) on {device} with {engine}.")
+        log("Class shares: " + ", ".join(f"{n} {100 * s:.1f}%" for n, s in shares.items()))
     return ClassifyResult(config.output, config.output_confidence, classes, run, skipped, seconds, shares, warnings, engine)
+
+
+def row_range(rows: list[int], height: int, rank: int, world: int) -> tuple[int, int]:
+    """The rows [y0, y1) that process ``rank`` of ``world`` finalises: an even share of the tile rows,
+    cut at tile-row origins (the first share starts at 0, the last ends at ``height``)."""
+    n = len(rows)
+    i0, i1 = n * rank // world, n * (rank + 1) // world
+    y0 = 0 if rank == 0 else (rows[i0] if i0 < n else height)
+    y1 = height if rank == world - 1 else (rows[i1] if i1 < n else height)
+    return y0, max(y0, y1)
+
+
+def _part_name(path: str, rank: int) -> str:
+    """Where process ``rank`` writes its rows of output ``path`` before rank 0 has the whole."""
+    return path + (".partial.tif" if rank == 0 else f".part{rank}.tif")
+
+
+def _merge_parts(config: ClassifyConfig, rows: list[int], height: int, world: int, strip: int = 512) -> None:
+    """Copy the other processes' bands of rows into rank 0's outputs (strip by strip), removing the parts."""
+    for path in (config.output, config.output_confidence, config.output_probabilities):
+        if not path:
+            continue
+        whole = gdal.Open(_part_name(path, 0), gdal.GA_Update)
+        for r in range(1, world):
+            y0, y1 = row_range(rows, height, r, world)
+            if y1 <= y0:
+                continue
+            part = gdal.Open(_part_name(path, r))
+            for b in range(1, whole.RasterCount + 1):
+                src, dst = part.GetRasterBand(b), whole.GetRasterBand(b)
+                for y in range(0, y1 - y0, strip):
+                    n = min(strip, y1 - y0 - y)
+                    dst.WriteArray(src.ReadAsArray(0, y, part.RasterXSize, n), 0, y0 + y)
+            part = None
+            gdal.GetDriverByName("GTiff").Delete(_part_name(path, r))
+        whole = None

@@ -20,6 +20,7 @@ from ..core.errors import Canceled, UserInputError
 from ..core.metrics import scores
 from ..core.paths import check_output_file
 from .encoders import EncoderWeightsError, imagenet_state_dict, load_weights_file
+from . import distributed
 from .modelfile import ModelFileError, read_model_file, save_model
 from .unet import UNet
 
@@ -85,10 +86,11 @@ def pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise UserInputError("DEVICE", "CUDA was asked for but no CUDA GPU is available to PyTorch; choose 'auto' or 'cpu'.")
     if name in ("auto", "cuda") and torch.cuda.is_available():
-        return torch.device("cuda")
+        # under torchrun each process has its own GPU (distributed.init chose it)
+        return torch.device("cuda", torch.cuda.current_device()) if distributed.active() else torch.device("cuda")
     if name not in ("auto", "cpu", "cuda"):
         raise UserInputError("DEVICE", f"unknown device '{name}'; choose auto, cpu or cuda.")
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(distributed.cpu_threads())
     return torch.device("cpu")
 
 
@@ -104,7 +106,7 @@ class ChipTensors:
         self.std = std.reshape(-1, 1, 1).astype(np.float32)
         nbytes = len(indices) * (len(mean) * 4 + 1) * data.chip_size**2
         self.cache = None
-        if nbytes <= IN_MEMORY_BUDGET:
+        if indices and nbytes <= IN_MEMORY_BUDGET:
             pairs = [self._read(i) for i in indices]
             self.cache = (torch.from_numpy(np.stack([p[0] for p in pairs])), torch.from_numpy(np.stack([p[1] for p in pairs])))
 
@@ -332,11 +334,15 @@ def train(
     encoder_state = None
     if not config.init_model and (config.encoder_weights or config.pretrained):
         # before the data are read: an offline machine learns at once that the weights are out of reach
+        if not distributed.is_main():
+            distributed.barrier()  # rank 0 downloads ImageNet weights into the cache first
         try:
             encoder_state = load_weights_file(config.encoder_weights) if config.encoder_weights \
                 else imagenet_state_dict(config.backbone, log)
         except EncoderWeightsError as exc:
             raise UserInputError("ENCODER_WEIGHTS" if config.encoder_weights else "PRETRAINED", str(exc)) from None
+        if distributed.is_main():
+            distributed.barrier()
     data = load_chip_dataset(config.chips)
     classes, lut = _classes_and_lut(data)
     k = len(classes)
@@ -351,7 +357,12 @@ def train(
             f"({len(train_idx)} training, {len(val_idx)} validation). Export more chips (smaller STRIDE or "
             "CHIP_SIZE, a larger area) or set VALIDATION_PERCENT to 0.",
         )
-    if config.batch_size > len(train_idx):
+    n_proc = distributed.world()
+    if config.batch_size > len(train_idx) // n_proc:
+        if n_proc > 1:
+            raise UserInputError(
+                "BATCH_SIZE", f"{config.batch_size} chips per process is more than each of the {n_proc} processes has "
+                f"({len(train_idx)} training chips in all); use at most {len(train_idx) // n_proc}, or fewer processes.")
         raise UserInputError(
             "BATCH_SIZE", f"{config.batch_size} is larger than the training set ({len(train_idx)} chips); use at most {len(train_idx)}."
         )
@@ -366,7 +377,7 @@ def train(
 
     torch.manual_seed(config.seed)
     np.random.seed(config.seed % 2**32)
-    gen = torch.Generator().manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed + distributed.rank())  # each process its own shuffles
     model = UNet(config.backbone, len(data.bands), k)
     init_meta = None
     if config.init_model:
@@ -393,10 +404,14 @@ def train(
     model.to(device)
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
-    log(f"Training on {'GPU ' + torch.cuda.get_device_name(0) if device.type == 'cuda' else f'CPU ({torch.get_num_threads()} threads)'}.")
+    log(f"Training on {'GPU ' + torch.cuda.get_device_name(device) if device.type == 'cuda' else f'CPU ({torch.get_num_threads()} threads)'}"
+        + (f" in each of {n_proc} processes (torchrun, {torch.distributed.get_backend()}): every process trains on its "
+           f"share of the chips, {config.batch_size} chips per step each, {config.batch_size * n_proc} in all." if n_proc > 1 else "."))
 
-    tr = ChipTensors(data, train_idx, lut, mean, std, overlaps)
-    va = ChipTensors(data, val_idx, lut, mean, std) if val_idx else None
+    # every process reads only its share; the split, classes and normalisation above are the same everywhere
+    mine = distributed.share(train_idx)
+    tr = ChipTensors(data, mine, lut, mean, std, {i: overlaps[i] for i in mine if i in overlaps})
+    va = ChipTensors(data, distributed.share(val_idx), lut, mean, std) if val_idx else None
     counts = np.zeros(k)
     for c_i, c in enumerate(classes):
         counts[c_i] = c.get("pixel_count", 1)
@@ -411,10 +426,12 @@ def train(
     try:
         if config.learning_rate > 0:
             lr = config.learning_rate
-        else:
+        elif distributed.is_main():
             lr, lr_curve = find_learning_rate(model, loss_fn, tr, config.batch_size, device, gen, log)
+        lr = distributed.agree(lr if distributed.is_main() or config.learning_rate > 0 else None)
+        net = _parallel(model, device)
         result = _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_canceled, log, classes,
-                      data, mean, std, t_start)
+                      data, mean, std, t_start, net, len(train_idx) // n_proc)
     except torch.OutOfMemoryError:
         raise UserInputError("BATCH_SIZE", "ran out of memory. Use a smaller BATCH_SIZE, or export smaller chips (CHIP_SIZE).") from None
     except RuntimeError as exc:
@@ -425,6 +442,8 @@ def train(
     result.seconds = time.time() - t_start
     result.chips_train, result.chips_val = len(train_idx), len(val_idx)
     result.device = str(device)
+    if not distributed.is_main():  # rank 0 writes the model, the report and the ONNX file
+        return result
     if config.output_report:
         from .report import write_report
 
@@ -433,6 +452,21 @@ def train(
     if config.output_onnx:
         result.onnx_path = _write_onnx(result.model_path, config.output_onnx, log)
     return result
+
+
+def _parallel(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The module that trains: ``model`` itself, or under torchrun ``model`` in DistributedDataParallel
+    (gradients averaged over the processes; on GPUs, batch-norm statistics over all processes' batches,
+    which small per-GPU batches need; on CPUs gloo has no synchronised batch norm, and rank 0's running
+    statistics are broadcast each step)."""
+    if not distributed.active():
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    if device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return DistributedDataParallel(model, device_ids=[device.index])
+    return DistributedDataParallel(model)
 
 
 def _write_onnx(model_path: str, onnx_path: str, log) -> str:
@@ -495,20 +529,28 @@ class Plan:
 
 
 def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_canceled, log, classes, data, mean, std,
-         t_start=None):
+         t_start=None, net=None, per_process=None):
+    """Train ``net`` (``model``, or ``model`` in DistributedDataParallel); validate and save ``model``.
+
+    Under torchrun every stop (time, cancel, early stopping) and every choice is the same on all
+    processes: taken from summed counts or by rank 0, never from one process's clock alone.
+    """
     from . import precision as prec
+
+    net = net if net is not None else model
+    together = distributed.active()
 
     decay, no_decay = [], []  # no weight decay on norms and biases: it only pulls them to zero
     for p in model.parameters():
         if p.requires_grad:
             (no_decay if p.ndim <= 1 else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 1e-2}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
-    steps = len(tr) // config.batch_size  # incomplete last batches are dropped (batch norm needs > 1)
+    steps = (per_process or len(tr)) // config.batch_size  # incomplete last batches are dropped (batch norm needs > 1)
     plan = Plan(config, steps, len(va) if va is not None else len(tr), t_start or time.time(), log)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: plan.lr_factor())
     channels_last = torch.channels_last if device.type == "cpu" else torch.contiguous_format
     sample = tr.batch(list(range(min(config.batch_size, len(tr)))))[0] if device.type == "cpu" else None  # bf16 probe
-    kind = prec.choose(config.precision, device, model, sample, log)
+    kind = distributed.agree(prec.choose(config.precision, device, model, sample, log))
     scaler = torch.amp.GradScaler("cuda", enabled=kind == "fp16")
     history, best = [], None
     best_epoch, since_best = 0, 0
@@ -516,15 +558,18 @@ def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_cancel
     step_times: list[float] = []
     for epoch in range(1, config.epochs + 1):
         t_epoch = time.perf_counter()
-        model.train()
+        net.train()
         if config.freeze_encoder:
             model.encoder.eval()
         order = torch.randperm(len(tr), generator=gen).tolist()
         total, taken = 0.0, 0
         for s in range(steps):
-            if is_canceled():
+            canceled, over = is_canceled(), plan.over() and plan.done > 0  # at least one step: a model to keep
+            if together:
+                canceled, over = (bool(v) for v in distributed.total(np.array([canceled, over], dtype=np.int64)))
+            if canceled:
                 return _finish_canceled(result, best, history, epoch - 1, log)
-            if plan.over() and plan.done > 0:  # at least one step, so there is a model to keep
+            if over:
                 break
             t_step = time.perf_counter()
             x, y = tr.batch(order[s * config.batch_size:(s + 1) * config.batch_size])
@@ -533,7 +578,7 @@ def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_cancel
             x = x.to(device, non_blocking=True).contiguous(memory_format=channels_last)
             y = y.to(device, non_blocking=True).long()
             with prec.autocast(kind, device):
-                loss = loss_fn(model(x).float(), y)
+                loss = loss_fn(net(x).float(), y)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
@@ -546,27 +591,37 @@ def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_cancel
             if plan.limit and len(step_times) == 4:  # first measurement: steps 2-4 (the first warms up)
                 per_step = sum(step_times[1:]) / 3
                 plan.replan(per_step, 0.35 * per_step * plan.val_chips / config.batch_size)
+                plan.total = distributed.agree(plan.total)
             progress(min(plan.done / max(plan.total, 1), 1.0))
         if taken == 0:
             break
         train_loss = total / taken
         train_seconds = time.perf_counter() - t_epoch
         t_val = time.perf_counter()
-        val = evaluate(model, loss_fn, va if va is not None else tr, k, config.batch_size, device, is_canceled)
+        # under torchrun a cancel is decided together between steps, never inside one process's validation
+        val = evaluate(model, loss_fn, va if va is not None else tr, k, config.batch_size, device,
+                       (lambda: False) if together else is_canceled)
         if val is None:
             return _finish_canceled(result, best, history, epoch - 1, log)
+        if together:  # every process validated its share: the scores of all of them
+            val["cm"] = distributed.total(val["cm"])
+            loss_sum, n = distributed.total(np.array([val["loss_sum"], val["n"]], dtype=np.float64))
+            val["loss"] = float(loss_sum / max(n, 1))
+            train_loss = float(distributed.total(np.float64(train_loss))) / distributed.world()
         if plan.limit and epoch == 1:  # re-plan with the first epoch's real timing
             plan.replan(train_seconds / taken, time.perf_counter() - t_val)
+            plan.total = distributed.agree(plan.total)
         sc = scores(val["cm"])
         row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"], "accuracy": sc["accuracy"], "miou": sc["miou"],
-               "iou": sc["iou"], "train_seconds": train_seconds, "chips_per_second": taken * config.batch_size / max(train_seconds, 1e-9),
+               "iou": sc["iou"], "train_seconds": train_seconds, "chips_per_second": taken * config.batch_size * distributed.world() / max(train_seconds, 1e-9),
                "steps": taken}
         history.append(row)
         improved = best is None or sc["miou"] > best["miou"] + 1e-6
         if improved:
             best = dict(row, cm=val["cm"], scores=sc, examples=val["examples"])
             best_epoch, since_best = epoch, 0
-            save_model(config.output_model, model, _metadata(config, model, data, classes, mean, std, best, epoch, lr))
+            if distributed.is_main():
+                save_model(config.output_model, model, _metadata(config, model, data, classes, mean, std, best, epoch, lr))
         row["seconds"] = time.perf_counter() - t_epoch  # the whole epoch: training, validation, saving
         log(f"Epoch {epoch}/{config.epochs}: train loss {train_loss:.4f}, validation loss {val['loss']:.4f}, "
             f"accuracy {sc['accuracy']:.3f}, mIoU {sc['miou']:.3f} ("
@@ -578,7 +633,7 @@ def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_cancel
                 log(f"Early stopping: no mIoU improvement for {since_best} epochs.")
                 result.stop_reason = f"early stopping after {epoch} epochs"
                 break
-        if plan.limit and plan.over():
+        if plan.limit and distributed.anyone(plan.over()):
             result.stop_reason = (f"time limit of {config.time_limit:g} min: {epoch} epochs, {plan.done} of "
                                   f"{config.epochs * steps} steps")
             log(f"Time limit reached after {time.time() - plan.t_start:.0f} s: {epoch} epochs ({plan.done} of "
@@ -624,7 +679,7 @@ def evaluate(model, loss_fn, data: ChipTensors, k, batch_size, device, is_cancel
         for i in range(x.shape[0]):
             if len(ex) < examples:
                 ex.append((x[i].cpu().numpy(), y[i].cpu().numpy().astype(np.uint8), pred[i].cpu().numpy().astype(np.uint8)))
-    return {"loss": total / max(n, 1), "cm": cm.numpy(), "examples": ex}
+    return {"loss": total / max(n, 1), "loss_sum": total, "n": n, "cm": cm.numpy(), "examples": ex}
 
 
 def _metadata(config, model, data, classes, mean, std, best, epoch, lr):

@@ -1,4 +1,5 @@
-"""What every algorithm of the provider shares: translation, icon, error reporting, feedback adapters."""
+"""What every algorithm of the provider shares: its parameters built from :mod:`..params`, error
+reporting, and the resolution of QGIS parameters into the values :mod:`..run` works with."""
 
 from __future__ import annotations
 
@@ -6,21 +7,26 @@ import os
 import traceback
 
 from qgis.core import (
-    QgsFeatureRequest, QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterDefinition, QgsProcessingParameterEnum,
+    QgsCoordinateReferenceSystem, QgsFeature, QgsFeatureRequest, QgsFeatureSink, QgsField, QgsFields, QgsGeometry,
+    QgsProcessing, QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingOutputNumber,
+    QgsProcessingParameterBand, QgsProcessingParameterBoolean, QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum, QgsProcessingParameterExtent, QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource, QgsProcessingParameterField, QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination, QgsProcessingParameterFolderDestination, QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer, QgsProcessingParameterVectorDestination,
+    QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtCore import QVariant
 from qgis.PyQt.QtGui import QIcon
 
+from .. import params as P
 from ..core.errors import Canceled, UserInputError
+from ..i18n import CONTEXT, tr  # noqa: F401 - CONTEXT re-exported for the provider
+from ..run import RUNNERS, Feedback
 
-CONTEXT = "UnetPlugin"
 ICON = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "resources", "icon.svg")
-DEVICES = ["auto", "cpu", "cuda"]
-
-
-def tr(text: str) -> str:
-    """Translate ``text`` in the plugin's one translation context."""
-    return QCoreApplication.translate(CONTEXT, text)
+DEVICES = list(P.DEVICES)
+QVARIANTS = {"str": QVariant.String, "int": QVariant.Int, "int64": QVariant.LongLong, "float": QVariant.Double}
 
 
 def advanced(param):
@@ -29,13 +35,13 @@ def advanced(param):
     return param
 
 
-def enum_param(key: str, description: str, options: list[str], default: str):
+def enum_param(key: str, description: str, options, default: str):
     """An enum parameter whose values are its option names (``BACKBONE=resnet34``), not positions.
 
     Static strings (QGIS ≥ 3.18) are what ``qgis_process``, scripts and ``.model3`` files store,
     so inserting an option never changes what a saved model or script means.
     """
-    return QgsProcessingParameterEnum(key, description, options, defaultValue=default, usesStaticStrings=True)
+    return QgsProcessingParameterEnum(key, description, list(options), defaultValue=default, usesStaticStrings=True)
 
 
 def with_help(param, text: str):
@@ -44,10 +50,62 @@ def with_help(param, text: str):
     return param
 
 
-class UnetAlgorithm(QgsProcessingAlgorithm):
-    """Base class: subclasses define ``name``, ``displayName``, parameters and ``process``."""
+def qgis_parameter(p: P.Param):
+    """The QGIS parameter of a declaration (label and help translated)."""
+    label, opt, Number = tr(p.label), p.optional, QgsProcessingParameterNumber
+    kind = p.kind
+    if kind == "raster":
+        q = QgsProcessingParameterRasterLayer(p.key, label, optional=opt)
+    elif kind == "bands":
+        q = QgsProcessingParameterBand(p.key, label, None, p.parent, optional=opt, allowMultiple=True)
+    elif kind == "polygons":
+        q = QgsProcessingParameterFeatureSource(p.key, label, [QgsProcessing.SourceType.TypeVectorPolygon], optional=opt)
+    elif kind == "field":
+        q = QgsProcessingParameterField(p.key, label, None, p.parent, QgsProcessingParameterField.DataType.Any, optional=opt)
+    elif kind == "enum":
+        q = enum_param(p.key, label, p.options, p.default)
+    elif kind == "extent":
+        q = QgsProcessingParameterExtent(p.key, label, optional=opt)
+    elif kind in ("int", "float"):
+        bounds = {}
+        if p.minimum is not None:
+            bounds["minValue"] = p.minimum
+        if p.maximum is not None:
+            bounds["maxValue"] = p.maximum
+        q = Number(p.key, label, Number.Type.Integer if kind == "int" else Number.Type.Double, p.default, opt, **bounds)
+    elif kind == "bool":
+        q = QgsProcessingParameterBoolean(p.key, label, p.default, opt)
+    elif kind == "folder":
+        q = QgsProcessingParameterFile(p.key, label, QgsProcessingParameterFile.Behavior.Folder, optional=opt)
+    elif kind == "file":
+        q = QgsProcessingParameterFile(p.key, label, extension=p.extension, optional=opt)
+    elif kind == "folder_out":
+        q = QgsProcessingParameterFolderDestination(p.key, label, optional=opt)
+    elif kind == "file_out":
+        q = QgsProcessingParameterFileDestination(p.key, label, tr(p.file_filter), optional=opt, createByDefault=p.create_by_default)
+    elif kind == "raster_out":
+        q = QgsProcessingParameterRasterDestination(p.key, label, optional=opt, createByDefault=p.create_by_default)
+    elif kind == "vector_out":
+        q = QgsProcessingParameterVectorDestination(p.key, label, QgsProcessing.SourceType.TypeVectorPolygon, optional=opt,
+                                                    createByDefault=p.create_by_default)
+    elif kind in ("sink", "table"):
+        q = QgsProcessingParameterFeatureSink(
+            p.key, label, QgsProcessing.SourceType.TypeVectorPolygon if kind == "sink" else QgsProcessing.SourceType.TypeVector,
+            optional=opt, createByDefault=p.create_by_default)
+    else:  # pragma: no cover - a declaration error
+        raise ValueError(f"unknown parameter kind {kind!r} of {p.key}")
+    with_help(q, tr(p.help))
+    return advanced(q) if p.advanced else q
 
-    needs_torch = False
+
+class UnetAlgorithm(QgsProcessingAlgorithm):
+    """An algorithm of :mod:`..params`: subclasses only name their declaration (``spec``)."""
+
+    spec: P.Algorithm
+
+    @property
+    def needs_torch(self) -> bool:
+        return self.spec.needs_torch
 
     def tr(self, text: str) -> str:
         return tr(text)
@@ -55,11 +113,26 @@ class UnetAlgorithm(QgsProcessingAlgorithm):
     def createInstance(self):
         return type(self)()
 
+    def name(self):
+        return self.spec.id
+
+    def displayName(self):
+        return tr(self.spec.title)
+
+    def shortHelpString(self):
+        return tr(self.spec.help)
+
     def icon(self):
         return QIcon(ICON)
 
     def helpUrl(self):
         return "https://github.com/qgis-unet/qgis-unet#readme"
+
+    def initAlgorithm(self, config=None):
+        for p in self.spec.params:
+            self.addParameter(qgis_parameter(p))
+        for o in self.spec.outputs:
+            self.addOutput(QgsProcessingOutputNumber(o.key, tr(o.label)))
 
     def canExecute(self):
         if self.needs_torch:
@@ -81,7 +154,10 @@ class UnetAlgorithm(QgsProcessingAlgorithm):
             if failure:
                 raise QgsProcessingException(tr("This algorithm needs PyTorch: ") + failure)
         try:
-            return self.process(parameters, context, feedback)
+            fb = Feedback(progress_of(feedback), feedback.isCanceled, log_of(feedback), warn_of(feedback))
+            outputs = RUNNERS[self.spec.id](QgisInputs(self, parameters, context), fb)
+            self.postprocess(outputs, context)
+            return outputs
         except UserInputError as exc:
             # the frames of a failed run hold open GDAL datasets: free them now, not whenever
             # the garbage collector breaks the traceback's cycles (perhaps after GDAL shut down)
@@ -92,38 +168,99 @@ class UnetAlgorithm(QgsProcessingAlgorithm):
             traceback.clear_frames(exc.__traceback__)
             raise QgsProcessingException(tr("Canceled; partial outputs were removed.")) from None
 
-    def enum_value(self, parameters, key, context) -> str:
-        """The chosen option's name of an :func:`enum_param`."""
-        return self.parameterAsEnumString(parameters, key, context)
+    def postprocess(self, outputs: dict, context) -> None:
+        """After a successful run, e.g. style the layers QGIS will load."""
 
-    def raster_with_crs(self, parameters, key: str, context):
-        """The raster layer of ``key``, refused (naming ``key``) when missing or without a CRS."""
-        layer = self.parameterAsRasterLayer(parameters, key, context)
+
+class QgisInputs:
+    """The :class:`..run.Inputs` of a Processing run: parameters resolved by QGIS."""
+
+    def __init__(self, alg: QgsProcessingAlgorithm, parameters: dict, context):
+        self.alg, self.parameters, self.context = alg, parameters, context
+        self._crs = {}  # WKT → the raster layer's own CRS object (no round trip through WKT)
+
+    def _crs_of(self, wkt: str):
+        return self._crs.get(wkt) or QgsCoordinateReferenceSystem.fromWkt(wkt)
+
+    def _given(self, key: str) -> bool:
+        return self.parameters.get(key) not in (None, "")
+
+    def value(self, key: str):
+        p, a, prm, ctx = self.alg.spec.param(key), self.alg, self.parameters, self.context
+        kind = p.kind
+        if kind == "int":
+            return a.parameterAsInt(prm, key, ctx)
+        if kind == "float":
+            return a.parameterAsDouble(prm, key, ctx)
+        if kind == "bool":
+            return a.parameterAsBool(prm, key, ctx)
+        if kind == "enum":
+            return a.parameterAsEnumString(prm, key, ctx)
+        if kind in ("file", "folder"):
+            return a.parameterAsFile(prm, key, ctx) or None
+        if kind == "bands":
+            return a.parameterAsInts(prm, key, ctx) or None
+        return a.parameterAsString(prm, key, ctx) or None
+
+    def raster(self, key: str):
+        layer = self.alg.parameterAsRasterLayer(self.parameters, key, self.context)
         if layer is None:
+            if self.alg.spec.param(key).optional:
+                return None
             raise UserInputError(key, tr("choose a raster layer."))
         if not layer.crs().isValid():
             raise UserInputError(key, tr("the raster has no coordinate reference system; assign one first."))
-        return layer
+        wkt = layer.crs().toWkt()
+        self._crs[wkt] = layer.crs()
+        return layer.source(), wkt
 
-    @staticmethod
-    def features_in(source, field, crs, context):
-        """(wkb, field value or 1) of every polygon of ``source``, reprojected to ``crs``."""
-        request = QgsFeatureRequest().setDestinationCrs(crs, context.transformContext())
-        for f in source.getFeatures(request):
-            if f.hasGeometry():
-                yield f.geometry().asWkb(), (f[field] if field else 1)
-
-    def extent_in(self, parameters, key, context, crs):
-        """The EXTENT parameter in ``crs`` as (xmin, ymin, xmax, ymax), or None when not set."""
-        if parameters.get(key) in (None, ""):
+    def polygons(self, key: str, crs_wkt: str, field: str | None = None, field_key: str = "CLASS_FIELD"):
+        source = self.alg.parameterAsSource(self.parameters, key, self.context)
+        if source is None:
             return None
-        rect = self.parameterAsExtent(parameters, key, context, crs)
+        if field and source.fields().lookupField(field) < 0:
+            raise UserInputError(field_key, tr("the field does not exist in the class polygons.") if key == "LABELS"
+                                 else tr("the field does not exist in the reference polygons."))
+        crs = self._crs_of(crs_wkt)
+        request = QgsFeatureRequest().setDestinationCrs(crs, self.context.transformContext())
+        return [(f.geometry().asWkb(), (f[field] if field else 1)) for f in source.getFeatures(request) if f.hasGeometry()]
+
+    def extent(self, key: str, crs_wkt: str):
+        if not self._given(key):
+            return None
+        rect = self.alg.parameterAsExtent(self.parameters, key, self.context, self._crs_of(crs_wkt))
         if rect.isNull() or rect.isEmpty():
             return None
         return rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()
 
-    def process(self, parameters, context, feedback):  # pragma: no cover - abstract
-        raise NotImplementedError
+    def output(self, key: str):
+        p, a, prm, ctx = self.alg.spec.param(key), self.alg, self.parameters, self.context
+        if p.optional and not prm.get(key):
+            return None
+        if p.kind in ("raster_out", "vector_out"):
+            return a.parameterAsOutputLayer(prm, key, ctx) or None
+        if p.kind == "file_out":
+            return a.parameterAsFileOutput(prm, key, ctx) or None
+        if p.kind == "folder_out":
+            return a.parameterAsString(prm, key, ctx) or None
+        return prm.get(key)  # sinks: created by write_table
+
+    def write_table(self, key, fields, rows, crs_wkt, polygons):
+        qfields = QgsFields()
+        for name, kind in fields:
+            qfields.append(QgsField(name, QVARIANTS[kind]))
+        wkb_type = QgsWkbTypes.Type.Polygon if polygons else QgsWkbTypes.Type.NoGeometry
+        sink, dest = self.alg.parameterAsSink(self.parameters, key, self.context, qfields, wkb_type,
+                                              self._crs_of(crs_wkt))
+        for wkb, attributes in rows:
+            f = QgsFeature(qfields)
+            if wkb is not None:
+                g = QgsGeometry()
+                g.fromWkb(wkb)
+                f.setGeometry(g)
+            f.setAttributes(list(attributes))
+            sink.addFeature(f, QgsFeatureSink.Flag.FastInsert)
+        return dest
 
 
 def progress_of(feedback):

@@ -1,0 +1,202 @@
+"""The algorithms from resolved parameter values to results, without QGIS.
+
+The Processing glue and the command line differ only in how they resolve a parameter (a QGIS
+layer or a path read with GDAL/OGR, a feature sink or an OGR file) — the :class:`Inputs` they
+pass in. Everything after that runs here, once, so both give the same results and messages.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from .core.errors import UserInputError
+from .i18n import tr
+
+#: field types of tables written through :meth:`Inputs.write_table`
+FIELD_TYPES = ("str", "int", "int64", "float")
+
+
+@dataclass
+class Feedback:
+    """Where a run reports: progress (0–1), cancel flag, log lines and warnings."""
+
+    progress: Callable[[float], None]
+    is_canceled: Callable[[], bool]
+    log: Callable[[str], None]
+    warn: Callable[[str], None]
+
+
+class Inputs(Protocol):  # pragma: no cover - an interface
+    """A run's parameters, resolved by the Processing glue or the command line."""
+
+    def value(self, key: str):
+        """A number, boolean, enum name, path or list of band numbers; ``None`` for an empty optional one."""
+
+    def raster(self, key: str) -> tuple[str, str] | None:
+        """(GDAL source, CRS as WKT) of a raster parameter; ``None`` when an optional one is empty.
+        Refuses (naming ``key``) a raster without a CRS."""
+
+    def polygons(self, key: str, crs_wkt: str, field: str | None = None, field_key: str = "CLASS_FIELD") -> list | None:
+        """(WKB, value of ``field`` or 1) of every polygon of a vector parameter, reprojected to ``crs_wkt``;
+        ``None`` when an optional one is empty. Refuses a ``field`` the layer lacks, naming ``field_key``."""
+
+    def extent(self, key: str, crs_wkt: str) -> tuple | None:
+        """An extent parameter in ``crs_wkt`` as (xmin, ymin, xmax, ymax); ``None`` when empty."""
+
+    def output(self, key: str) -> str | None:
+        """The path of an output parameter; ``None`` when an optional one is skipped."""
+
+    def write_table(self, key: str, fields: list[tuple[str, str]], rows: list[tuple], crs_wkt: str,
+                    polygons: bool) -> str:
+        """Write rows ``(wkb or None, [attributes])`` to a table output; return where it went."""
+
+
+def _null(value):
+    """A field value as a plain Python value (QGIS's NULL and ``None`` → ``None``)."""
+    if value is None:
+        return None
+    if hasattr(value, "isNull") and value.isNull():
+        return None
+    return value.value() if hasattr(value, "value") and not isinstance(value, (str, int, float)) else value
+
+
+def export_training_chips(inp: Inputs, fb: Feedback) -> dict:
+    from .core.chips import ExportConfig, export_chips
+    from .core.labels import class_codes, write_polygons
+
+    source, crs = inp.raster("INPUT")
+    label_raster = inp.raster("LABEL_RASTER")
+    field = inp.value("CLASS_FIELD") or None
+    labels = inp.polygons("LABELS", crs, field)
+    if (labels is None) == (label_raster is None):
+        raise UserInputError("LABELS", tr("give exactly one label source: class polygons (LABELS) or a classified raster (LABEL_RASTER)."))
+    output = inp.output("OUTPUT")
+    scratch = tempfile.mkdtemp(prefix="unet-labels-")
+    try:
+        labels_path = classes = mask_path = None
+        if labels is not None:
+            if not labels:
+                raise UserInputError("LABELS", tr("the layer has no polygons."))
+            values = [_null(v) for _, v in labels]
+            mapping, classes = class_codes(values, "CLASS_FIELD")
+            skipped = sum(v is None for v in values)
+            if skipped:
+                fb.log(tr("{} polygons without a class value were skipped.").format(skipped))
+            labels_path = os.path.join(scratch, "labels.gpkg")
+            write_polygons(labels_path, crs, ((w, mapping[v]) for (w, _), v in zip(labels, values) if v is not None))
+        mask = inp.polygons("MASK", crs)
+        if mask is not None:
+            mask_path = os.path.join(scratch, "mask.gpkg")
+            write_polygons(mask_path, crs, ((w, 1) for w, _ in mask))
+        cfg = ExportConfig(
+            input=source, output=output, bands=inp.value("BANDS") or None, labels=labels_path, classes=classes,
+            label_raster=label_raster[0] if label_raster else None, mask=mask_path, unlabeled=inp.value("UNLABELED"),
+            extent=inp.extent("EXTENT", crs), chip_size=inp.value("CHIP_SIZE"), stride=inp.value("STRIDE"),
+            min_labeled=inp.value("MIN_LABELED"), max_nodata=inp.value("MAX_NODATA"),
+        )
+        result = export_chips(cfg, fb.progress, fb.is_canceled, fb.log, fb.warn)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    outputs = {"OUTPUT": output, "CHIP_COUNT": result.chip_count}
+    if inp.output("FOOTPRINTS"):
+        outputs["FOOTPRINTS"] = _footprints(inp, crs, result)
+    return outputs
+
+
+def _footprints(inp: Inputs, crs: str, result) -> str:
+    from osgeo import ogr
+
+    fields = [("chip_id", "str"), ("col", "int"), ("row", "int")]
+    fields += [(f"share_{c['value']}", "float") for c in result.classes] + [("share_ignored", "float")]
+    rows = []
+    for chip in result.chips:
+        x0, y0, x1, y1 = chip["bounds"]
+        ring = ogr.Geometry(ogr.wkbLinearRing)
+        for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)):
+            ring.AddPoint_2D(x, y)
+        poly = ogr.Geometry(ogr.wkbPolygon)
+        poly.AddGeometry(ring)
+        shares = chip["label_shares"]
+        rows.append((poly.ExportToWkb(), [chip["id"], chip["col"], chip["row"]]
+                     + [shares.get(str(c["value"]), 0.0) for c in result.classes] + [shares.get("255", 0.0)]))
+    return inp.write_table("FOOTPRINTS", fields, rows, crs, True)
+
+
+def train_unet(inp: Inputs, fb: Feedback) -> dict:
+    from .ml.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        chips=inp.value("CHIPS"), output_model=inp.output("OUTPUT_MODEL"), backbone=inp.value("BACKBONE"),
+        pretrained=inp.value("PRETRAINED"), encoder_weights=inp.value("ENCODER_WEIGHTS") or None,
+        init_model=inp.value("INIT_MODEL") or None, epochs=inp.value("EPOCHS"), time_limit=inp.value("TIME_LIMIT"),
+        batch_size=inp.value("BATCH_SIZE"), learning_rate=inp.value("LEARNING_RATE"),
+        validation_percent=inp.value("VALIDATION_PERCENT"), early_stopping=inp.value("EARLY_STOPPING"),
+        loss=inp.value("LOSS"), class_balancing=inp.value("CLASS_BALANCING"), augment=inp.value("AUGMENT"),
+        freeze_encoder=inp.value("FREEZE_ENCODER"), device=inp.value("DEVICE"), precision=inp.value("PRECISION"),
+        seed=inp.value("SEED"), output_report=inp.output("OUTPUT_REPORT"), output_onnx=inp.output("OUTPUT_ONNX"),
+    )
+    result = train(cfg, fb.progress, fb.is_canceled, fb.log)
+    if result.canceled:
+        fb.warn(tr("Training was canceled; the best model so far was saved."))
+    return {"OUTPUT_MODEL": result.model_path, "OUTPUT_REPORT": result.report_path, "OUTPUT_ONNX": result.onnx_path,
+            "VALIDATION_MIOU": result.miou, "VALIDATION_ACCURACY": result.accuracy, "EPOCHS_RUN": result.epochs_run}
+
+
+def classify_raster(inp: Inputs, fb: Feedback) -> dict:
+    from .ml.predict import ClassifyConfig, classify
+
+    source, crs = inp.raster("INPUT")
+    cfg = ClassifyConfig(
+        input=source, model=inp.value("MODEL"), output=inp.output("OUTPUT"), extent=inp.extent("EXTENT", crs),
+        tile_size=inp.value("TILE_SIZE"), overlap=inp.value("OVERLAP"), batch_size=inp.value("BATCH_SIZE"),
+        tta=inp.value("TTA"), device=inp.value("DEVICE"), output_confidence=inp.output("OUTPUT_CONFIDENCE"),
+        output_probabilities=inp.output("OUTPUT_PROBABILITIES"), min_area=inp.value("MIN_AREA"),
+        precision=inp.value("PRECISION"), output_polygons=inp.output("OUTPUT_POLYGONS"),
+    )
+    classify(cfg, fb.progress, fb.is_canceled, fb.log, fb.warn)
+    return {"OUTPUT": cfg.output, "OUTPUT_CONFIDENCE": cfg.output_confidence,
+            "OUTPUT_PROBABILITIES": cfg.output_probabilities, "OUTPUT_POLYGONS": cfg.output_polygons}
+
+
+def assess_accuracy(inp: Inputs, fb: Feedback) -> dict:
+    from .core.accuracy import AccuracyConfig, assess
+    from .core.labels import write_polygons
+
+    source, crs = inp.raster("INPUT")
+    field = inp.value("CLASS_FIELD") or None
+    reference = inp.polygons("REFERENCE", crs, field)
+    reference_raster = inp.raster("REFERENCE_RASTER")
+    if (reference is None) == (reference_raster is None):
+        raise UserInputError("REFERENCE", tr("give exactly one reference: polygons (REFERENCE) or a classified raster (REFERENCE_RASTER)."))
+    scratch = tempfile.mkdtemp(prefix="unet-reference-")
+    try:
+        polygons = values = None
+        if reference is not None:
+            if not reference:
+                raise UserInputError("REFERENCE", tr("the layer has no polygons."))
+            polygons = os.path.join(scratch, "reference.gpkg")
+            write_polygons(polygons, crs, ((w, 1) for w, _ in reference))
+            if field:
+                values = [_null(v) for _, v in reference]
+        cfg = AccuracyConfig(input=source, reference=polygons, reference_values=values,
+                             reference_raster=reference_raster[0] if reference_raster else None,
+                             unlabeled=inp.value("UNLABELED"), extent=inp.extent("EXTENT", crs),
+                             output_report=inp.output("OUTPUT_REPORT"))
+        result = assess(cfg, fb.progress, fb.is_canceled, fb.log)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    fields = [("class_value", "int"), ("class_name", "str"), ("reference_pixels", "int64"), ("mapped_pixels", "int64"),
+              ("producers_accuracy", "float"), ("users_accuracy", "float"), ("f1", "float"), ("iou", "float")]
+    rows = [(None, [row[n] for n, _ in fields]) for row in result.rows]
+    table = inp.write_table("OUTPUT_TABLE", fields, rows, crs, False)
+    sc = result.scores
+    return {"OUTPUT_TABLE": table, "OUTPUT_REPORT": result.report,
+            "OVERALL_ACCURACY": sc["accuracy"], "KAPPA": sc["kappa"], "MEAN_IOU": sc["miou"]}
+
+
+RUNNERS = {"exporttrainingchips": export_training_chips, "trainunet": train_unet,
+           "classifyraster": classify_raster, "assessaccuracy": assess_accuracy}
