@@ -4,4 +4,4 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export UNET_DIALOG_PNG_DIR="$ROOT/docs" UNET_DESKTOP_EPOCHS=25 UNET_DESKTOP_STRIDE=24
-exec bash "$ROOT/scripts/test.sh" -k "toolbox_dialog_renders or desktop" "$@"
+exec bash "$ROOT/scripts/test.sh" -k "toolbox_dialog_renders or desktop or dialog_installs or offers_the_installer" "$@"

@@ -24,6 +24,8 @@ from .run import RUNNERS, Feedback
 USAGE = """usage: python -m unet_plugin ALGORITHM KEY=VALUE ...
        python -m unet_plugin ALGORITHM --help
        torchrun --nproc_per_node=N -m unet_plugin trainunet|classifyraster KEY=VALUE ...
+       python -m unet_plugin install [--wheels FOLDER] [--profile FOLDER] ...   (PyTorch for the plugin; --help)
+       python -m unet_plugin download-wheels FOLDER [--platform TAG --python X.Y]
 
 Runs the U-Net plugin's algorithms without QGIS, with the keys and values of qgis_process
 (ids with or without "unet:"; --KEY=VALUE also works; --json prints the results as JSON)."""
@@ -307,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help", "help", "list"):
         print(overview())
         return 0
+    if argv[0] in ("install", "download-wheels"):
+        from .installer import main as install_main
+
+        return install_main(argv)
     alg_id = argv[0].split(":", 1)[1] if argv[0].startswith("unet:") else argv[0]
     spec = P.ALGORITHMS.get(alg_id.lower())
     if spec is None:

@@ -84,7 +84,9 @@ def missing_dependencies() -> str | None:
             problems.append(f"{name} {found} (too old; {'.'.join(map(str, minimum))} or newer is needed)")
     if not problems:
         return None
-    return "missing Python package(s): " + ", ".join(problems) + ". Install them into QGIS's Python with: " + install_command()
+    return ("missing Python package(s): " + ", ".join(problems) + ". Install them from the QGIS menu Plugins ▸ "
+            "U-Net Segmentation ▸ Install PyTorch…, or from the plugin folder with: python -m unet_plugin install "
+            "(or by hand: " + install_command() + ")")
 
 
 def llvm_loaded() -> bool:

@@ -23,16 +23,21 @@ def install_translator():
 
 
 class UnetPlugin:
-    """``initProcessing`` is all ``qgis_process`` calls; ``initGui`` adds nothing but the provider."""
+    """``initProcessing`` is all ``qgis_process`` calls; ``initGui`` adds the installer's menu entry
+    and, when PyTorch is missing, offers to install it."""
 
     def __init__(self, iface=None):
         self.iface = iface
         self.provider = None
         self.translator = None
+        self.install_action = None
+        self.dialog = None
 
     def initProcessing(self):  # noqa: N802 (QGIS API name)
+        from .install_dialog import activate_at_startup
         from .processing.provider import UnetProvider
 
+        activate_at_startup()  # PyTorch installed by the plugin's installer, in every QGIS process
         if self.translator is None:
             self.translator = install_translator()
         self.provider = UnetProvider()
@@ -40,8 +45,36 @@ class UnetPlugin:
 
     def initGui(self):  # noqa: N802
         self.initProcessing()
+        if self.iface is None:
+            return
+        from qgis.PyQt.QtGui import QIcon
+        from qgis.PyQt.QtWidgets import QAction
+
+        from .i18n import tr
+        from .install_dialog import MENU, icon_path, offer_install
+
+        self.install_action = QAction(QIcon(icon_path()), tr("Install PyTorch…"), self.iface.mainWindow())
+        self.install_action.triggered.connect(self.show_installer)
+        self.iface.addPluginToMenu(MENU, self.install_action)
+        offer_install(self.iface, self.show_installer)
+
+    def show_installer(self):
+        from .install_dialog import InstallDialog
+
+        if self.dialog is None:
+            self.dialog = InstallDialog(self.iface.mainWindow() if self.iface else None, self.iface)
+        self.dialog.show()
+        self.dialog.raise_()
 
     def unload(self):
+        if self.install_action is not None:
+            from .install_dialog import MENU
+
+            self.iface.removePluginMenu(MENU, self.install_action)
+            self.install_action = None
+        if self.dialog is not None:
+            self.dialog.close()
+            self.dialog = None
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None

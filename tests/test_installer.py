@@ -1,0 +1,222 @@
+"""The dependency installer, with small real wheels written by the test (no torch, no internet)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib
+import os
+import subprocess
+import sys
+import time
+import zipfile
+
+import pytest
+
+from conftest import ROOT, plugin_module
+
+installer = plugin_module("unet_plugin.installer")
+
+
+def make_wheel(folder, name: str, version: str = "1.0", requires=(), body: str | None = None) -> str:
+    """A pure-Python wheel of package ``name`` (``__version__`` = version), as pip builds them."""
+    dist = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": body if body is not None else f"__version__ = '{version}'\n",
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+                            + "".join(f"Requires-Dist: {r}\n" for r in requires),
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: unet-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for path, text in files.items():
+        data = text.encode()
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    files[f"{dist}/RECORD"] = "\n".join(record + [f"{dist}/RECORD,,"]) + "\n"
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{name}-{version}-py3-none-any.whl")
+    with zipfile.ZipFile(path, "w") as z:
+        for p, text in files.items():
+            z.writestr(p, text)
+    return path
+
+
+@pytest.fixture
+def wheels(tmp_path):
+    folder = str(tmp_path / "wheels")
+    make_wheel(folder, "unettest_b", "2.0")
+    make_wheel(folder, "unettest_a", "1.0", requires=["unettest_b>=2"])
+    make_wheel(folder, "unettest_broken", "1.0", body="raise ImportError('this package is broken on purpose')\n")
+    return folder
+
+
+@pytest.fixture
+def clean_modules():
+    before = list(sys.path)
+    yield
+    sys.path[:] = before
+    for name in [m for m in sys.modules if m.startswith("unettest_")]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+
+
+def plan_for(target, wheels, packages):
+    return installer.InstallPlan(target=str(target), python=installer.python_executable(), packages=packages, wheels=wheels)
+
+
+def leftovers(target) -> list[str]:
+    parent = os.path.dirname(str(target))
+    return [n for n in os.listdir(parent) if ".staging-" in n or ".old-" in n] if os.path.isdir(parent) else []
+
+
+def test_installs_from_a_wheel_folder_and_loads_without_restart(tmp_path, wheels, clean_modules):
+    target = installer.default_target(str(tmp_path / "profile"))
+    lines, fractions = [], []
+    versions = installer.install(plan_for(target, wheels, ["unettest_a==1.0"]), fractions.append, log=lines.append)
+    assert versions == {"unettest_a": "1.0"}
+    assert installer.is_complete(target) and installer.installed_versions(target) == {"unettest_a": "1.0"}
+    assert os.path.isdir(os.path.join(target, "unettest_b"))  # its dependency came from the folder too
+    assert any("--no-index" in line and "--find-links" in line for line in lines)
+    assert fractions[-1] == 1.0 and fractions == sorted(fractions)
+    assert not leftovers(target)
+    with pytest.raises(ImportError):
+        importlib.import_module("unettest_a")
+    assert installer.activate(target)
+    assert sys.path[-1] == target  # after QGIS's own packages
+    assert importlib.import_module("unettest_a").__version__ == "1.0"  # this process, no restart
+    assert importlib.import_module("unettest_b").__version__ == "2.0"
+    # installing again replaces it whole
+    installer.install(plan_for(target, wheels, ["unettest_b==2.0"]), log=lambda m: None)
+    assert installer.installed_versions(target) == {"unettest_b": "2.0"} and not leftovers(target)
+
+
+def test_cancel_leaves_nothing(tmp_path, wheels):
+    target = installer.default_target(str(tmp_path / "profile"))
+    lines = []
+    with pytest.raises(installer.InstallError, match="canceled; nothing was installed"):
+        installer.install(plan_for(target, wheels, ["unettest_a==1.0"]), is_canceled=lambda: bool(lines), log=lines.append)
+    assert not os.path.exists(target) and not leftovers(target)
+
+
+def test_a_previous_install_survives_a_failed_one(tmp_path, wheels):
+    target = installer.default_target(str(tmp_path / "profile"))
+    installer.install(plan_for(target, wheels, ["unettest_b==2.0"]), log=lambda m: None)
+    with pytest.raises(installer.InstallError, match="do not load .*broken on purpose"):
+        installer.install(plan_for(target, wheels, ["unettest_broken==1.0"]), log=lambda m: None)
+    assert installer.installed_versions(target) == {"unettest_b": "2.0"} and not leftovers(target)
+
+
+def test_missing_wheel_and_unwritable_folder_are_messages(tmp_path, wheels):
+    target = installer.default_target(str(tmp_path / "profile"))
+    with pytest.raises(installer.InstallError) as exc:
+        installer.install(plan_for(target, wheels, ["unettest_missing==1.0"]), log=lambda m: None)
+    assert "unettest_missing==1.0 is not in the wheel folder" in str(exc.value) and "pip download" in str(exc.value)
+    assert not os.path.exists(target) and not leftovers(target)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(installer.InstallError, match="cannot be created"):
+        installer.install(plan_for(installer.default_target(str(blocker)), wheels, ["unettest_a==1.0"]), log=lambda m: None)
+    with pytest.raises(installer.InstallError, match="does not exist"):
+        installer.install(plan_for(target, str(tmp_path / "no-wheels"), ["unettest_a==1.0"]), log=lambda m: None)
+
+
+def test_a_half_written_install_is_removed_at_startup(tmp_path):
+    target = installer.default_target(str(tmp_path / "profile"))
+    os.makedirs(os.path.join(target, "torch"))  # a crash mid-way: files, no completion marker
+    stale = target + ".staging-1-1"
+    os.makedirs(stale)
+    old = time.time() - installer.STALE_SECONDS - 60
+    os.utime(stale, (old, old))
+    assert not installer.activate(target)
+    assert installer.repair(target)
+    assert not os.path.exists(target) and not os.path.exists(stale)
+
+
+def test_the_python_is_the_one_running_qgis(monkeypatch):
+    """The interpreter found is this process's (QGIS's), also where sys.executable is QGIS's binary (Windows, macOS)."""
+    def prefix_and_version(exe):
+        return subprocess.run([exe, "-c", "import sys; print(sys.prefix, sys.version_info[:3])"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    ours = f"{sys.prefix} {tuple(sys.version_info[:3])}"
+    assert prefix_and_version(installer.python_executable()) == ours
+    monkeypatch.setattr(sys, "executable", os.path.join(sys.prefix, "bin", "qgis-bin"))
+    assert prefix_and_version(installer.python_executable()) == ours
+
+
+def test_commands_for_offline_machines(tmp_path):
+    """download-wheels prints (or runs) the pip command for another platform; install --check reports."""
+    env = dict(os.environ)
+    run = subprocess.run([sys.executable, "-m", "unet_plugin", "download-wheels", str(tmp_path / "w"), "--platform", "win_amd64",
+                          "--python", "3.12", "--print-only"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert run.returncode == 0
+    cmd = run.stdout
+    assert "pip download --only-binary=:all:" in cmd and "--platform win_amd64" in cmd and "--python-version 3.12" in cmd
+    assert f"torch=={installer.PINS['torch']}+cpu" in cmd and installer.CPU_INDEX in cmd
+    check = subprocess.run([sys.executable, "-m", "unet_plugin", "install", "--check", "--profile", str(tmp_path / "p")],
+                           cwd=ROOT, env=env, capture_output=True, text=True)
+    assert check.returncode == 1 and "not installed" in check.stdout
+
+
+def test_missing_torch_message_names_the_installer():
+    deps = plugin_module("unet_plugin.deps")
+    original = deps.installed_version
+    try:
+        deps.installed_version = lambda name: None
+        message = deps.missing_dependencies()
+    finally:
+        deps.installed_version = original
+    assert "Plugins ▸ U-Net Segmentation ▸ Install PyTorch…" in message and "python -m unet_plugin install" in message
+
+
+def test_the_dialog_installs_in_a_background_task(qgis_app, qgis_iface, tmp_path, wheels, monkeypatch, clean_modules):
+    """The QGIS dialog: offline source, Install → a QgsTask runs pip; the log, the progress and the result show."""
+    from qgis.core import QgsApplication
+
+    dialog_module = plugin_module("unet_plugin.install_dialog")
+    target = installer.default_target(str(tmp_path / "profile"))
+    monkeypatch.setattr(dialog_module, "profile_target", lambda: target)
+    monkeypatch.setattr(installer, "requirements", lambda build, onnx, wheels: ["unettest_a==1.0"])
+    dialog = dialog_module.InstallDialog(None, qgis_iface)
+    dialog.source.setCurrentIndex(dialog.source.findData("wheels"))
+    assert not dialog.index_url.isEnabled() and dialog.wheels_row.isEnabled()
+    dialog.start()
+    assert "choose the folder of wheels" in dialog.status.text() and dialog.task is None
+    dialog.wheels.setText(wheels)
+    dialog.start()
+    assert dialog.task is not None and not dialog.install_button.isEnabled()
+    deadline = time.time() + 120
+    while dialog.task is not None and time.time() < deadline:
+        QgsApplication.processEvents()
+        time.sleep(0.05)
+    assert dialog.task is None, "the install task did not finish"
+    assert "installed and ready" in dialog.status.text(), dialog.status.text()
+    assert dialog.progress.value() == 100 and "Successfully installed" in dialog.log.toPlainText()
+    assert target in sys.path and importlib.import_module("unettest_a").__version__ == "1.0"
+    if os.environ.get("UNET_DIALOG_PNG_DIR"):
+        dialog.grab().save(os.path.join(os.environ["UNET_DIALOG_PNG_DIR"], "installer.png"))
+    dialog.close()
+
+
+def test_startup_offers_the_installer_when_torch_is_missing(qgis_iface, monkeypatch):
+    """The message bar's Install PyTorch… button opens the installer; nothing is offered when torch is there."""
+    from qgis.PyQt.QtWidgets import QPushButton
+
+    deps = plugin_module("unet_plugin.deps")
+    dialog_module = plugin_module("unet_plugin.install_dialog")
+    bar = qgis_iface.messageBar()
+    bar.clearWidgets()
+    dialog_module.offer_install(qgis_iface, lambda: None)
+    assert bar.currentItem() is None  # torch is installed here
+    monkeypatch.setattr(deps, "missing_dependencies", lambda: "missing Python package(s): torch (not installed)")
+    opened = []
+    dialog_module.offer_install(qgis_iface, lambda: opened.append(True))
+    item = bar.currentItem()
+    assert item is not None and "need PyTorch" in item.text()
+    [button] = [b for b in item.findChildren(QPushButton) if b.text() == "Install PyTorch…"]
+    button.click()
+    assert opened == [True]
+    if os.environ.get("UNET_DIALOG_PNG_DIR"):
+        bar.resize(900, 40)
+        bar.grab().save(os.path.join(os.environ["UNET_DIALOG_PNG_DIR"], "installer_bar.png"))
+    bar.clearWidgets()
