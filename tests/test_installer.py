@@ -45,7 +45,11 @@ def make_wheel(folder, name: str, version: str = "1.0", requires=(), body: str |
 def wheels(tmp_path):
     folder = str(tmp_path / "wheels")
     make_wheel(folder, "unettest_b", "2.0")
-    make_wheel(folder, "unettest_a", "1.0", requires=["unettest_b>=2"])
+    make_wheel(folder, "unettest_a", "1.0", requires=["unettest_b>=2", "numpy"], body="import numpy\n__version__ = '1.0'\n")
+    import numpy
+
+    # a numpy that would shadow QGIS's (GDAL is built against it): pinned to the same version, then removed
+    make_wheel(folder, "numpy", numpy.__version__, body="raise ImportError('the install folder shadowed QGIS numpy')\n")
     make_wheel(folder, "unettest_broken", "1.0", body="raise ImportError('this package is broken on purpose')\n")
     return folder
 
@@ -76,13 +80,16 @@ def test_installs_from_a_wheel_folder_and_loads_without_restart(tmp_path, wheels
     assert versions == {"unettest_a": "1.0"}
     assert installer.is_complete(target) and installer.installed_versions(target) == {"unettest_a": "1.0"}
     assert os.path.isdir(os.path.join(target, "unettest_b"))  # its dependency came from the folder too
+    assert not [e for e in os.listdir(target) if e.startswith("numpy")]  # QGIS's numpy is kept
+    assert any("numpy: QGIS's own copy is kept" in line for line in lines)
     assert any("--no-index" in line and "--find-links" in line for line in lines)
     assert fractions[-1] == 1.0 and fractions == sorted(fractions)
     assert not leftovers(target)
     with pytest.raises(ImportError):
         importlib.import_module("unettest_a")
     assert installer.activate(target)
-    assert sys.path[-1] == target  # after QGIS's own packages
+    first_site = min(i for i, p in enumerate(sys.path) if os.path.basename(p) in ("site-packages", "dist-packages"))
+    assert sys.path.index(target) < first_site  # before site-packages: newer helpers than the distribution's
     assert importlib.import_module("unettest_a").__version__ == "1.0"  # this process, no restart
     assert importlib.import_module("unettest_b").__version__ == "2.0"
     # installing again replaces it whole
@@ -194,6 +201,7 @@ def test_the_dialog_installs_in_a_background_task(qgis_app, qgis_iface, tmp_path
     assert dialog.progress.value() == 100 and "Successfully installed" in dialog.log.toPlainText()
     assert target in sys.path and importlib.import_module("unettest_a").__version__ == "1.0"
     if os.environ.get("UNET_DIALOG_PNG_DIR"):
+        dialog.resize(900, 620)
         dialog.grab().save(os.path.join(os.environ["UNET_DIALOG_PNG_DIR"], "installer.png"))
     dialog.close()
 
@@ -217,6 +225,6 @@ def test_startup_offers_the_installer_when_torch_is_missing(qgis_iface, monkeypa
     button.click()
     assert opened == [True]
     if os.environ.get("UNET_DIALOG_PNG_DIR"):
-        bar.resize(900, 40)
+        bar.resize(1000, 48)
         bar.grab().save(os.path.join(os.environ["UNET_DIALOG_PNG_DIR"], "installer_bar.png"))
     bar.clearWidgets()

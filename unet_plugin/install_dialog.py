@@ -99,6 +99,7 @@ class InstallDialog(QDialog):
         browse = QPushButton(tr("Browse…"))
         browse.clicked.connect(self._browse)
         row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.wheels)
         row.addWidget(browse)
         self.wheels_row = QWidget()

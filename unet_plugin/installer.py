@@ -1,11 +1,13 @@
 """PyTorch into QGIS without a shell: install the plugin's dependencies into a folder of its own.
 
 The packages go into ``<QGIS profile>/python/unet-dependencies`` (no administrator rights, the
-system Python untouched), which the plugin appends to ``sys.path`` when it loads — appended, so
-QGIS's own numpy, GDAL and PyQt always come first. pip runs in QGIS's own Python interpreter
-(:func:`python_executable`: on Windows ``sys.executable`` is ``qgis-bin.exe``, on macOS the
-bundle's python), with the installed numpy pinned (numpy 1.x builds stay on numpy 1.x, which
-QGIS's GDAL needs).
+system Python untouched), which the plugin puts on ``sys.path`` when it loads, *before* the
+site-packages folders: torch needs newer helpers than a distribution may ship (Debian 12's
+sympy 1.11 lacks what torch 2.14 imports — found by the real install). QGIS's own numpy always
+wins all the same: pip is pinned to the installed numpy (numpy 1.x builds stay on numpy 1.x,
+which QGIS's GDAL needs), and the copy pip puts in the folder is removed (KEEP_FROM_QGIS). pip
+runs in QGIS's own Python interpreter (:func:`python_executable`: on Windows ``sys.executable``
+is ``qgis-bin.exe``, on macOS the bundle's python).
 
 An install is all or nothing: pip writes into a staging folder beside the target, the result is
 checked by importing it in a fresh interpreter, and only then does it replace the target (whose
@@ -41,6 +43,8 @@ PINS = {"torch": "2.14.1", "torchvision": "0.29.1"}
 OPTIONAL_PINS = {"onnxruntime": "1.32.0", "onnx": "1.23.2"}
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 STALE_SECONDS = 6 * 3600  # staging folders older than this are leftovers of a crash
+#: packages QGIS's Python must keep its own copy of (compiled against by GDAL and QGIS)
+KEEP_FROM_QGIS = ("numpy",)
 
 
 class InstallError(Exception):
@@ -202,8 +206,16 @@ def repair(target: str, log: Callable[[str], None] = lambda m: None) -> bool:
     return removed
 
 
+def path_position(path: list[str]) -> int:
+    """Where the install folder goes in ``sys.path``: before the first site-packages / dist-packages folder."""
+    for i, p in enumerate(path):
+        if os.path.basename(os.path.normpath(p)) in ("site-packages", "dist-packages"):
+            return i
+    return len(path)
+
+
 def activate(target: str) -> bool:
-    """Put a complete install on ``sys.path`` (after everything else: QGIS's packages keep priority).
+    """Put a complete install on ``sys.path``, before the site-packages folders (see the module docstring).
 
     Returns whether the folder is on the path now. Packages that were looked up before and not
     found become importable (import caches are invalidated); a package already imported from
@@ -212,7 +224,7 @@ def activate(target: str) -> bool:
     if not is_complete(target):
         return False
     if target not in sys.path:
-        sys.path.append(target)
+        sys.path.insert(path_position(sys.path), target)
         importlib.invalidate_caches()
     return True
 
@@ -254,7 +266,10 @@ def _pip_progress(line: str, state: dict) -> float | None:
 
 def _verify(python: str, staging: str, modules: list[str]) -> str | None:
     """Import the new packages in a fresh interpreter, the folder appended to its path: None or the error."""
-    code = ("import sys, json; sys.path.append(sys.argv[1]); out = {}\n"
+    code = ("import sys, os, json\n"
+            "i = next((i for i, p in enumerate(sys.path) if os.path.basename(os.path.normpath(p)) in "
+            "('site-packages', 'dist-packages')), len(sys.path))\n"
+            "sys.path.insert(i, sys.argv[1]); out = {}\n"
             "for m in sys.argv[2:]:\n"
             "    mod = __import__(m); out[m] = getattr(mod, '__version__', '?')\n"
             "print(json.dumps(out))")
@@ -310,6 +325,8 @@ def install(plan: InstallPlan, progress: Callable[[float], None] = lambda f: Non
         if code != 0:
             raise InstallError(_explain(tail, plan))
         progress(0.92)
+        for name in _prune_kept(staging):
+            log(f"{name}: QGIS's own copy is kept (removed from the install folder).")
         modules = [re.split(r"[=<>!~\[ ]", p, 1)[0].replace("-", "_") for p in plan.packages]
         verified = _verify(plan.python, staging, modules)
         if not isinstance(verified, dict):
@@ -331,6 +348,24 @@ def install(plan: InstallPlan, progress: Callable[[float], None] = lambda f: Non
         shutil.rmtree(work, ignore_errors=True)
         if os.path.exists(staging):
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _prune_kept(folder: str) -> list[str]:
+    """Remove from ``folder`` the packages of KEEP_FROM_QGIS that this Python already has."""
+    removed = []
+    for name in KEEP_FROM_QGIS:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            continue  # QGIS has none: the folder's copy is the one
+        entries = [e for e in os.listdir(folder)
+                   if e == name or e == f"{name}.libs" or re.match(rf"^{re.escape(name)}-[^-]+\.(dist|egg)-info$", e)]
+        for e in entries:
+            path = os.path.join(folder, e)
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        if entries:
+            removed.append(name)
+    return removed
 
 
 def _explain(tail: list[str], plan: InstallPlan) -> str:
