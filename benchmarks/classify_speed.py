@@ -17,7 +17,18 @@ same model (U-Net resnet34, 8 classes, untrained: speed does not depend on the w
   the rasters are nodata outside a 512-px column, so only a few hundred tiles are computed, but
   every strip is read and every buffer is allocated at full width).
 
+With ``--trained MINUTES`` the speed part runs on real imagery and a trained model instead (what
+issue #16 asks for): a U-Net trained for MINUTES on the NC Landsat strata chips (from scratch), a
+raster of about --size² made of copies of the NC scene, tile 256, OVERLAP 0: Classify Raster with
+PRECISION=auto and full (each run twice: the first exports / quantises and checks), the bare fp32
+onnxruntime forward over the same tiles in memory (the exported graph Deepness runs), and the
+share of valid pixels where the auto and full maps agree. ``--overlap-study`` then classifies the
+NC scene itself at its chip size (64 px, the default TILE_SIZE for this model) with OVERLAP 0, 12,
+25 and 50 and measures seams: disagreement with the 50 % map on pixels within 2 px of the tile
+edges of the 0 % grid against the rest, and accuracy against the strata raster.
+
     python benchmarks/classify_speed.py [--size 2048] [--backbone resnet34] [--skip-memory]
+    python benchmarks/classify_speed.py --trained 4 --overlap-study --skip-memory
 """
 
 from __future__ import annotations
@@ -158,7 +169,11 @@ def main():
     ap.add_argument("--backbone", default="resnet34")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--memory-only", action="store_true")
+    ap.add_argument("--trained", type=float, default=0, help="minutes of training on the NC chips (real imagery)")
+    ap.add_argument("--overlap-study", action="store_true")
     args = ap.parse_args()
+    if args.trained:
+        return trained_comparison(args)
 
     import torch
 
@@ -226,6 +241,140 @@ def speed(model_path, image, mpx, work):
     print(f"Classify OVERLAP 0 / bare PyTorch default: {ours / rates['bare PyTorch fp32 (default)']:.2f}")
     print(f"Classify OVERLAP 0, PyTorch forced / bare channels-last: "
           f"{rates['Classify Raster, OVERLAP 0 (PyTorch forced)'] / rates['bare PyTorch channels-last']:.2f}")
+
+
+NC = os.path.join(ROOT, "tests", "data", "nc_landsat7")
+
+
+def cpu_summary() -> str:
+    import platform
+
+    from unet_plugin.ml.precision import cpu_flags
+
+    flags = cpu_flags()
+    model = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), platform.processor())
+    have = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni") if f in flags]
+    return f"{model}, {os.cpu_count()} cores, flags: {' '.join(have) or 'none of avx2/avx512/bf16/vnni'}"
+
+
+def mosaic(path, size):
+    """A tiled GeoTIFF of about size×size made of copies of the NC scene (Float32, its nodata)."""
+    import numpy as np
+    from osgeo import gdal
+
+    src = gdal.Open(os.path.join(NC, "nc_lsat7_2000_6band.tif"))
+    data = src.ReadAsArray()
+    ky, kx = -(-size // data.shape[1]), -(-size // data.shape[2])
+    big = np.tile(data, (1, ky, kx))
+    ds = gdal.GetDriverByName("GTiff").Create(path, big.shape[2], big.shape[1], big.shape[0], gdal.GDT_Float32,
+                                              ["TILED=YES", "COMPRESS=DEFLATE"])
+    ds.SetGeoTransform(src.GetGeoTransform())
+    ds.SetProjection(src.GetProjection())
+    for b in range(big.shape[0]):
+        band = ds.GetRasterBand(b + 1)
+        band.SetNoDataValue(src.GetRasterBand(b + 1).GetNoDataValue())
+        band.WriteArray(big[b])
+    ds = None
+    return big.shape[2], big.shape[1]
+
+
+def trained_comparison(args):
+    import numpy as np
+    import onnxruntime as ort
+    from osgeo import gdal
+
+    from unet_plugin.core.chips import ExportConfig, export_chips
+    from unet_plugin.ml.onnx_export import export_onnx
+    from unet_plugin.ml.predict import ClassifyConfig, classify
+    from unet_plugin.ml.train import TrainConfig, train
+
+    print("CPU:", cpu_summary())
+    with tempfile.TemporaryDirectory(prefix="unet-classify-trained-") as work:
+        os.environ["UNET_CACHE_DIR"] = os.path.join(work, "cache")
+        chips, model = os.path.join(work, "chips"), os.path.join(work, "m.pt")
+        image, strata = os.path.join(NC, "nc_lsat7_2000_6band.tif"), os.path.join(NC, "strata.tif")
+        export_chips(ExportConfig(input=image, output=chips, label_raster=strata, chip_size=64, stride=32))
+        r = train(TrainConfig(chips=chips, output_model=model, backbone=args.backbone, pretrained=False, epochs=500,
+                              time_limit=args.trained, batch_size=8, precision="full", early_stopping=0), log=lambda m: None)
+        print(f"Model: U-Net {args.backbone} trained {r.seconds:.0f} s ({r.epochs_run} epochs) on the NC strata chips, "
+              f"validation mIoU {r.miou:.3f}")
+        big = os.path.join(work, "mosaic.tif")
+        w, h = mosaic(big, args.size)
+        mpx = w * h / 1e6
+        print(f"Raster: {w}×{h} px, 6 bands Float32 (copies of the NC scene); tile {TILE}, batch {BATCH}, OVERLAP 0")
+
+        # the bare fp32 onnxruntime forward over the tiles in memory (Deepness's engine and input: pixels / 255)
+        data = gdal.Open(big).ReadAsArray().astype(np.float32)
+        tiles = np.stack([data[:, y:y + TILE, x:x + TILE] for y in range(0, h - TILE + 1, TILE) for x in range(0, w - TILE + 1, TILE)])
+        graph = os.path.join(work, "deepness.onnx")
+        export_onnx(model, graph)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = os.cpu_count() or 1
+        sess = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
+        raw = tiles / 255.0
+        sess.run(None, {"input": raw[:BATCH]})
+        t0 = time.perf_counter()
+        for b in range(0, len(raw), BATCH):
+            sess.run(None, {"input": raw[b:b + BATCH]})
+        bare = len(tiles) * TILE * TILE / 1e6 / (time.perf_counter() - t0)
+        print(f"  {'bare onnxruntime fp32 (tiles in memory)':44s} {bare:6.3f} Mpx/s")
+        rates, maps = {}, {}
+        for precision, note in (("full", " (first run: ONNX export)"), ("full", ""), ("auto", " (first run: quantise, check)"),
+                                ("auto", "")):
+            logs = []
+            out = os.path.join(work, f"c_{precision}.tif")
+            t0 = time.perf_counter()
+            res = classify(ClassifyConfig(input=big, model=model, output=out, tile_size=TILE, overlap=0, batch_size=BATCH,
+                                          precision=precision), log=logs.append)
+            rate = mpx / (time.perf_counter() - t0)
+            rates[precision] = rate
+            choice = next((m for m in logs if m.startswith("Precision")), "")
+            print(f"  {'Classify Raster PRECISION=' + precision + note:44s} {rate:6.3f} Mpx/s  {res.engine}  {choice}")
+            maps[precision] = gdal.Open(out).ReadAsArray()
+        valid = maps["full"] != 255
+        agree = 100 * (maps["auto"] == maps["full"])[valid].mean()
+        print(f"auto / bare fp32 onnxruntime: {rates['auto'] / bare:.2f}×; full / bare: {rates['full'] / bare:.2f}×; "
+              f"auto / full: {rates['auto'] / rates['full']:.2f}×; maps agree on {agree:.2f} % of valid pixels")
+        if args.overlap_study:
+            overlap_study(model, image, strata, work)
+
+
+def overlap_study(model, image, strata, work):
+    """Seams at OVERLAP 0, 12, 25 (and 50 as the reference) on the NC scene, 64-px tiles."""
+    import numpy as np
+    from osgeo import gdal
+
+    from unet_plugin.core.windows import axis_origins
+    from unet_plugin.ml.predict import ClassifyConfig, classify
+
+    tile = 64
+    truth = gdal.Open(strata).ReadAsArray()
+    maps, seconds = {}, {}
+    for overlap in (50, 0, 12, 25):
+        out = os.path.join(work, f"o{overlap}.tif")
+        t0 = time.perf_counter()
+        classify(ClassifyConfig(input=image, model=model, output=out, tile_size=tile, overlap=overlap, precision="full"),
+                 log=lambda m: None)
+        seconds[overlap] = time.perf_counter() - t0
+        maps[overlap] = gdal.Open(out).ReadAsArray()
+    h, w = maps[0].shape
+    edge = np.zeros((h, w), dtype=bool)  # within 2 px of a tile edge of the 0 % grid
+    for o in axis_origins(h, tile, tile):
+        edge[max(o - 2, 0):o + 2] = True
+        edge[max(o + tile - 2, 0):o + tile + 2] = True
+    for o in axis_origins(w, tile, tile):
+        edge[:, max(o - 2, 0):o + 2] = True
+        edge[:, max(o + tile - 2, 0):o + tile + 2] = True
+    valid = maps[50] != 255
+    known = valid & (truth > 0) & (truth < 255)
+    print(f"OVERLAP study (NC scene {w}×{h}, 64-px tiles, {edge[valid].mean() * 100:.0f} % of pixels near a 0 %-grid tile edge):")
+    for overlap in (0, 12, 25, 50):
+        m = maps[overlap]
+        near = 100 * (m != maps[50])[valid & edge].mean()
+        far = 100 * (m != maps[50])[valid & ~edge].mean()
+        acc = 100 * (m == truth)[known].mean()
+        print(f"  OVERLAP {overlap:2d}: differs from the 50 % map on {near:5.2f} % of pixels near tile edges, {far:5.2f} % "
+              f"elsewhere; accuracy vs strata {acc:.2f} %; {seconds[overlap]:.1f} s")
 
 
 if __name__ == "__main__":

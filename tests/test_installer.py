@@ -228,3 +228,13 @@ def test_startup_offers_the_installer_when_torch_is_missing(qgis_iface, monkeypa
         bar.resize(1000, 48)
         bar.grab().save(os.path.join(os.environ["UNET_DIALOG_PNG_DIR"], "installer_bar.png"))
     bar.clearWidgets()
+
+
+def test_restart_is_asked_only_for_packages_loaded_from_elsewhere(tmp_path, wheels, clean_modules):
+    target = installer.default_target(str(tmp_path / "profile"))
+    installer.install(plan_for(target, wheels, ["unettest_a==1.0"]), log=lambda m: None)
+    installer.activate(target)
+    importlib.import_module("unettest_a")
+    assert installer.restart_needed(target, ["unettest_a"]) == []  # loaded from the new folder
+    assert installer.restart_needed(target, ["numpy"]) == ["numpy"]  # loaded before, from QGIS's Python
+    assert installer.restart_needed(target, ["unettest_never_imported"]) == []

@@ -344,3 +344,48 @@ def test_negative_time_limit_is_refused(small_chips, tmp_path):
     with pytest.raises(UserInputError) as err:
         train(_cfg(small_chips, tmp_path, time_limit=-1), **QUIET)
     assert err.value.parameter == "TIME_LIMIT"
+
+
+def _chip_tensors(folder, n=16):
+    data = load_chip_dataset(folder)
+    classes, lut = train_mod._classes_and_lut(data)
+    mean = np.array([s["mean"] for s in data.statistics])
+    std = np.array([max(s["std"], 1e-6) for s in data.statistics])
+    return data, classes, train_mod.ChipTensors(data, list(range(min(n, len(data)))), lut, mean, std)
+
+
+def test_batchnorm_statistics_are_those_of_the_current_weights(strata_chips):
+    """Before validation, batch norm's statistics are recomputed with the weights as they are (the mean of
+    the batch statistics over training chips), not the lagging running average that made validation
+    losses jump to 18.9 in epoch 2 on the NC chips while training loss fell (benchmarked in the issue note)."""
+    from unet_segmentation.unet_plugin.ml.unet import UNet
+
+    data, classes, tr = _chip_tensors(strata_chips)
+    torch.manual_seed(0)
+    model = UNet("resnet18", len(data.bands), len(classes)).eval()
+    bn = next(m for m in model.blocks.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    seen = []
+    hook = bn.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach().mean((0, 2, 3))))
+    with torch.no_grad():
+        bn.running_mean.fill_(100.0)
+    train_mod.recalibrate_batchnorm(model, tr, 8, torch.device("cpu"), torch.contiguous_format)
+    hook.remove()
+    assert len(seen) == 2  # 16 chips in batches of 8
+    assert torch.allclose(bn.running_mean, torch.stack(seen).mean(0), atol=1e-5)
+    assert bn.momentum == 0.1 and not model.training and not bn.training  # settings and modes restored
+
+
+def test_frozen_encoder_keeps_its_batchnorm_statistics(strata_chips):
+    from unet_segmentation.unet_plugin.ml.unet import UNet
+
+    data, classes, tr = _chip_tensors(strata_chips, 8)
+    model = UNet("resnet18", len(data.bands), len(classes))
+    for p in model.encoder.parameters():
+        p.requires_grad = False
+    enc = next(m for m in model.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    dec = next(m for m in model.blocks.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    with torch.no_grad():
+        enc.running_mean.fill_(5.0)
+        dec.running_mean.fill_(5.0)
+    train_mod.recalibrate_batchnorm(model, tr, 4, torch.device("cpu"), torch.contiguous_format)
+    assert torch.all(enc.running_mean == 5.0) and not torch.all(dec.running_mean == 5.0)

@@ -195,7 +195,7 @@ class InstallDialog(QDialog):
             return
         self.progress.setValue(100)
         installer.activate(task.plan.target)
-        stale = installer.restart_needed()
+        stale = installer.restart_needed(task.plan.target, list(task.versions or {}))
         if stale:
             message = tr("PyTorch is installed. Restart QGIS to use it (an older {} is loaded in this session).").format(", ".join(stale))
         else:

@@ -229,9 +229,16 @@ def activate(target: str) -> bool:
     return True
 
 
-def restart_needed(packages=("torch", "torchvision")) -> list[str]:
-    """Packages already imported in this process from somewhere else: only a restart brings the new ones."""
-    return [p for p in packages if p in sys.modules and sys.modules[p] is not None]
+def restart_needed(target: str, packages=("torch", "torchvision")) -> list[str]:
+    """Those of ``packages`` already imported in this process from outside ``target``: only a restart
+    brings the new ones."""
+    stale = []
+    for p in packages:
+        module = sys.modules.get(p)
+        where = os.path.abspath(getattr(module, "__file__", None) or "") if module is not None else ""
+        if module is not None and not where.startswith(os.path.abspath(target) + os.sep):
+            stale.append(p)
+    return stale
 
 
 def _constraints(folder: str) -> str:
