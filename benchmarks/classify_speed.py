@@ -283,9 +283,11 @@ def trained_comparison(args):
     import onnxruntime as ort
     from osgeo import gdal
 
+    import torch
+
     from unet_plugin.core.chips import ExportConfig, export_chips
-    from unet_plugin.ml.onnx_export import export_onnx
-    from unet_plugin.ml.predict import ClassifyConfig, classify
+    from unet_plugin.ml.modelfile import load_model
+    from unet_plugin.ml.predict import ClassifyConfig, _export_graph, classify
     from unet_plugin.ml.train import TrainConfig, train
 
     print("CPU:", cpu_summary())
@@ -303,21 +305,33 @@ def trained_comparison(args):
         mpx = w * h / 1e6
         print(f"Raster: {w}×{h} px, 6 bands Float32 (copies of the NC scene); tile {TILE}, batch {BATCH}, OVERLAP 0")
 
-        # the bare fp32 onnxruntime forward over the tiles in memory (Deepness's engine and input: pixels / 255)
-        data = gdal.Open(big).ReadAsArray().astype(np.float32)
-        tiles = np.stack([data[:, y:y + TILE, x:x + TILE] for y in range(0, h - TILE + 1, TILE) for x in range(0, w - TILE + 1, TILE)])
-        graph = os.path.join(work, "deepness.onnx")
-        export_onnx(model, graph)
+        # the bare fp32 onnxruntime forward over the tiles in memory (normalised, nodata zeroed): the model's
+        # graph as exported for 256-px tiles, what an engine like Deepness's runs, with nothing around it
+        src = gdal.Open(big)
+        data = src.ReadAsArray().astype(np.float32)
+        valid = data[0] != src.GetRasterBand(1).GetNoDataValue()
+        src = None
+        net, meta = load_model(model, torch.device("cpu"))
+        data = (data - np.array(meta["normalization"]["mean"], np.float32)[:, None, None]) / \
+            np.array(meta["normalization"]["std"], np.float32)[:, None, None]
+        data[:, ~valid] = 0.0
+        from unet_plugin.core.windows import axis_origins
+
+        # the tile grid Classify Raster runs at OVERLAP 0 (edge tiles shifted inside the raster), so both
+        # compute the same tiles and the rates are per Mpx of raster
+        tiles = np.stack([data[:, y:y + TILE, x:x + TILE] for y in axis_origins(h, TILE, TILE) for x in axis_origins(w, TILE, TILE)])
+        graph = os.path.join(work, "bare.onnx")
+        _export_graph(net, tiles.shape[1], TILE, TILE, graph)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = os.cpu_count() or 1
         sess = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
-        raw = tiles / 255.0
+        raw = np.ascontiguousarray(tiles)
         sess.run(None, {"input": raw[:BATCH]})
         t0 = time.perf_counter()
         for b in range(0, len(raw), BATCH):
             sess.run(None, {"input": raw[b:b + BATCH]})
-        bare = len(tiles) * TILE * TILE / 1e6 / (time.perf_counter() - t0)
-        print(f"  {'bare onnxruntime fp32 (tiles in memory)':44s} {bare:6.3f} Mpx/s")
+        bare = mpx / (time.perf_counter() - t0)
+        print(f"  {'bare onnxruntime fp32 (tiles in memory)':44s} {bare:6.3f} Mpx/s  ({len(tiles)} tiles, the same as classify's)")
         rates, maps = {}, {}
         for precision, note in (("full", " (first run: ONNX export)"), ("full", ""), ("auto", " (first run: quantise, check)"),
                                 ("auto", "")):

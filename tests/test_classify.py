@@ -314,7 +314,7 @@ def test_auto_precision_falls_back_to_float32_when_the_map_would_differ(tiny_mod
     from unet_segmentation.unet_plugin.ml import inference_precision
 
     monkeypatch.setenv("UNET_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(inference_precision, "MIN_AGREEMENT", 1.01)  # nothing can agree that well
+    monkeypatch.setattr(inference_precision, "CHECK_AGREEMENT", 1.01)  # nothing can agree that well
     inference_precision._DECISIONS.clear()
     lines = []
     r = classify(ClassifyConfig(input=NC_IMAGE, model=tiny_model[0], output=str(tmp_path / "a.tif"), tile_size=64),

@@ -10,7 +10,8 @@
 - **bf16**: PyTorch bf16 autocast, only on CPUs with native bf16 (:mod:`.precision`).
 
 A candidate is used only when, on check tiles that were not used for calibration, its classes
-agree with float32 on at least ``MIN_AGREEMENT`` of the valid pixels *and* it measures faster
+agree with float32 on at least ``CHECK_AGREEMENT`` of the valid pixels (a margin above the 99 % the map
+must reach) *and* it measures faster
 than float32 there. Small jobs do not pay for the check: below ``MIN_TILES`` tiles only an
 already-quantised graph is considered. ``PRECISION=full`` is float32 throughout. On CUDA, auto is
 float16 (as before).
@@ -27,9 +28,12 @@ import warnings
 import numpy as np
 import torch
 
-MIN_AGREEMENT = 0.99
+MIN_AGREEMENT = 0.99  # what the map must reach
+# what the check tiles must reach: a margin for the rest of the map (a trained NC model's int8 graph
+# agreed on 99.06 % of 4 check tiles and on 98.97 % of the whole map: the margin keeps such a one out)
+CHECK_AGREEMENT = 0.993
 MIN_TILES = 48  # below this a first quantisation (seconds) would not pay off
-CALIBRATION_TILES = 8  # every other one calibrates, the rest check
+CALIBRATION_TILES = 16  # every other one calibrates, the rest check
 _DECISIONS: dict = {}  # (model digest, tile shape, calibration digest, threads) → (kind, runner or None, message)
 _LOCK = threading.Lock()
 
@@ -197,12 +201,13 @@ def _choose(fp32_forward, fp32_name, model, meta, th, tw, threads, tiles, masks,
             classes, seconds = _timed_argmax(forward, x)
             agree = float((classes == reference)[valid].mean())
             notes.append(f"{kind}: agrees with float32 on {100 * agree:.2f} % of pixels, {t_ref / seconds:.2f}× its speed")
-            if agree >= MIN_AGREEMENT and seconds < best_time:
+            if agree >= CHECK_AGREEMENT and seconds < best_time:
                 best, best_time = (kind, forward), seconds
     spent = time.perf_counter() - t0
     if best is None:
         message = (f"Precision: float32 — no faster arithmetic draws the same map here ({'; '.join(notes)}; needed "
-                   f"≥ {100 * MIN_AGREEMENT:.0f} % and faster; checked in {spent:.1f} s).")
+                   f"≥ {100 * CHECK_AGREEMENT:.1f} % on the check tiles, for ≥ {100 * MIN_AGREEMENT:.0f} % on the map, and "
+                   f"faster; checked in {spent:.1f} s).")
     else:
         message = (f"Precision: {best[0]} ({'; '.join(notes)}; checked on {len(check)} tiles not used for calibration "
                    f"in {spent:.1f} s).")

@@ -116,8 +116,9 @@ def load_model(path: str, device: str | torch.device = "cpu") -> tuple[UNet, dic
     payload = read_model_file(path)
     meta = dict(payload["metadata"], file_sha256=file_digest(path))
     try:
-        model = build_model(meta)
-        model.load_state_dict(payload["state_dict"])
+        with torch.device("meta"):  # no random initialisation of weights that are replaced at once
+            model = build_model(meta)
+        model.load_state_dict(payload["state_dict"], assign=True)
     except (RuntimeError, ValueError, KeyError) as exc:
         raise ModelFileError(f"'{path}' is a damaged model file: {str(exc).splitlines()[0][:200]}") from None
     return model.to(device).eval(), meta

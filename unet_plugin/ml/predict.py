@@ -311,9 +311,15 @@ def check_input(ds, info, meta: dict, bands: list[int], warn: Callable[[str], No
                  "resample the raster to the training resolution for reliable results.")
     if meta.get("crs") and not same_crs(meta["crs"], info.crs_wkt):
         warn("The raster's CRS differs from the training data's; results are fine if the pixel size matches.")
-    # a coarse look at the values: a raster scaled differently (0–1 vs 0–10000) would give garbage
-    w, h = min(info.width, 256), min(info.height, 256)
-    sample = ds.ReadAsArray(band_list=bands, buf_xsize=w, buf_ysize=h).reshape(len(bands), -1).astype(np.float64)
+    # a coarse look at the values: a raster scaled differently (0–1 vs 0–10000) would give garbage.
+    # 16 windows of 64 px spread over the raster, not a decimated read of all of it (which GDAL does by
+    # reading every pixel where there are no overviews: seconds on a large raster)
+    side = 64
+    xs = np.linspace(0, max(info.width - side, 0), 4).astype(int)
+    ys = np.linspace(0, max(info.height - side, 0), 4).astype(int)
+    sample = np.concatenate([
+        ds.ReadAsArray(int(x), int(y), min(side, info.width), min(side, info.height), band_list=bands)
+        .reshape(len(bands), -1) for y in ys for x in xs], axis=1).astype(np.float64)
     mean, std = meta["normalization"]["mean"], meta["normalization"]["std"]
     for i, b in enumerate(bands):
         nd = info.nodata[b - 1]
