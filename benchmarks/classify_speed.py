@@ -44,6 +44,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+
+from _cpu import cpu_summary  # noqa: E402
 
 TILE, BATCH, CLASSES, BANDS = 256, 4, 8, 3
 
@@ -244,17 +247,6 @@ def speed(model_path, image, mpx, work):
 
 
 NC = os.path.join(ROOT, "tests", "data", "nc_landsat7")
-
-
-def cpu_summary() -> str:
-    import platform
-
-    from unet_plugin.ml.precision import cpu_flags
-
-    flags = cpu_flags()
-    model = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), platform.processor())
-    have = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni") if f in flags]
-    return f"{model}, {os.cpu_count()} cores, flags: {' '.join(have) or 'none of avx2/avx512/bf16/vnni'}"
 
 
 def mosaic(path, size):

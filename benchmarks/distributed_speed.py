@@ -64,16 +64,12 @@ def main() -> int:
     import torch
     from osgeo import gdal
 
+    from _cpu import cpu_summary
     from train_speed import make_chips
 
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model_name = re.search(r"Model name:\s*(.+)", cpu)
-    flags = re.search(r"Flags:\s*(.+)", cpu)
-    features = [f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16") if flags and f in flags.group(1).split()]
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     device = "cuda" if gpu else "cpu"
-    print(f"CPU: {model_name.group(1).strip() if model_name else '?'}, {os.cpu_count()} cores, {' '.join(features)}"
-          + (f"; GPU: {gpu} ×{torch.cuda.device_count()}" if gpu else ""))
+    print(f"CPU: {cpu_summary()}" + (f"; GPU: {gpu} ×{torch.cuda.device_count()}" if gpu else ""))
     with tempfile.TemporaryDirectory(prefix="unet-dist-") as tmp:
         chips = make_chips(tmp, a.chips, a.chip)
         image = os.path.join(tmp, "image.tif")

@@ -94,7 +94,7 @@ MUTATIONS = [
              (CORRECTNESS, "tests/test_export.py")),
     # issue 16: faster arithmetic only where the map agrees
     Mutation("int8 used without the agreement check", "unet_plugin/ml/inference_precision.py",
-             "if agree >= MIN_AGREEMENT and seconds < best_time:", "if seconds < best_time:",
+             "if agree >= CHECK_AGREEMENT and seconds < best_time:", "if seconds < best_time:",
              ("tests/test_classify.py",)),
     # issue 15: the split by areas
     Mutation("training chips keep their pixels inside validation areas", "unet_plugin/ml/train.py",
@@ -103,6 +103,20 @@ MUTATIONS = [
     Mutation("training labels under image nodata kept", "unet_plugin/ml/train.py",
              "        y[~valid] = IGNORE\n", "",
              (CORRECTNESS, "tests/test_train.py")),
+    # issue 15: batch-norm statistics of the current weights
+    Mutation("precise BN keeps the running average's momentum", "unet_plugin/ml/train.py",
+             "        m.momentum = None  # cumulative average over the batches below\n", "",
+             ("tests/test_train.py",)),
+    Mutation("precise BN also recomputes a frozen encoder's statistics", "unet_plugin/ml/train.py",
+             "and m.track_running_stats and any(p.requires_grad for p in m.parameters())]", "and m.track_running_stats]",
+             ("tests/test_train.py",)),
+    # issue 19: torchrun classification, rows split between processes
+    Mutation("each process writes every row it computed, not only its own", "unet_plugin/ml/predict.py",
+             "        r0, r1 = max(y0 - y, 0), min(y1 - y, nrows)", "        r0, r1 = 0, nrows",
+             ("tests/test_cli.py",)),
+    Mutation("the other processes' rows are not merged", "unet_plugin/ml/predict.py",
+             "            _merge_parts(config, rows, window.height, distributed.world())", "            pass",
+             ("tests/test_cli.py",)),
 ]
 
 
