@@ -238,3 +238,18 @@ def test_restart_is_asked_only_for_packages_loaded_from_elsewhere(tmp_path, whee
     assert installer.restart_needed(target, ["unettest_a"]) == []  # loaded from the new folder
     assert installer.restart_needed(target, ["numpy"]) == ["numpy"]  # loaded before, from QGIS's Python
     assert installer.restart_needed(target, ["unettest_never_imported"]) == []
+
+
+@pytest.mark.parametrize("system,build,local,index", [
+    ("Linux", "cpu", "+cpu", "CPU_INDEX"), ("Linux", "cuda", "", None), ("Windows", "cpu", "+cpu", "CPU_INDEX"),
+    ("Windows", "cuda", "+cu130", "CUDA_INDEX"), ("Darwin", "cpu", "", None)])
+def test_the_build_fits_the_platform(monkeypatch, system, build, local, index):
+    """PyPI's Linux torch is the CUDA build and its Windows torch the CPU build: the other one comes from PyTorch's index."""
+    monkeypatch.setattr(installer.platform, "system", lambda: system)
+    reqs = installer.requirements(build, False)
+    assert reqs == [f"torch=={installer.PINS['torch']}{local}", f"torchvision=={installer.PINS['torchvision']}{local}"]
+    cmd = installer.InstallPlan("t", "python", reqs, build=build).pip_command("s", "c.txt")
+    urls = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--extra-index-url"]
+    assert urls == ([getattr(installer, index)] if index else [])
+    offline = installer.requirements(build, False, wheels="w")  # a wheel folder holds whatever build it holds
+    assert all("+" not in r for r in offline)

@@ -42,6 +42,9 @@ MARKER = "UNET_INSTALL_COMPLETE.json"
 PINS = {"torch": "2.14.1", "torchvision": "0.29.1"}
 OPTIONAL_PINS = {"onnxruntime": "1.32.0", "onnx": "1.23.2"}
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+# PyPI's Windows torch is CPU-only; its CUDA builds are on PyTorch's index, for the CUDA version that
+# PyPI's Linux build of the pinned torch carries (the real install here got torch 2.14.1+cu130)
+CUDA_INDEX = "https://download.pytorch.org/whl/cu130"
 STALE_SECONDS = 6 * 3600  # staging folders older than this are leftovers of a crash
 #: packages QGIS's Python must keep its own copy of (compiled against by GDAL and QGIS)
 KEEP_FROM_QGIS = ("numpy",)
@@ -74,6 +77,8 @@ class InstallPlan:
                 cmd += ["--index-url", self.index_url]
             elif self.build == "cpu" and platform.system() in ("Linux", "Windows"):
                 cmd += ["--extra-index-url", CPU_INDEX]  # PyPI's Linux torch is the CUDA build (GBs)
+            elif self.build == "cuda" and platform.system() == "Windows":
+                cmd += ["--extra-index-url", CUDA_INDEX]
             if self.proxy:
                 cmd += ["--proxy", self.proxy]
         return cmd + self.extra_args + self.packages
@@ -152,7 +157,11 @@ def nvidia_gpu() -> str | None:
 def requirements(build: str = "cpu", with_onnx: bool = True, wheels: str | None = None) -> list[str]:
     """The pinned requirements. CPU builds from PyTorch's index carry a ``+cpu`` local version on
     Linux and Windows; from a wheel folder, whatever build it holds is taken."""
-    local = "+cpu" if build == "cpu" and not wheels and platform.system() in ("Linux", "Windows") else ""
+    local = ""
+    if not wheels and platform.system() in ("Linux", "Windows") and build == "cpu":
+        local = "+cpu"
+    elif not wheels and platform.system() == "Windows" and build == "cuda":
+        local = "+" + CUDA_INDEX.rsplit("/", 1)[1]
     reqs = [f"torch=={PINS['torch']}{local}", f"torchvision=={PINS['torchvision']}{local}"]
     if with_onnx:
         reqs += [f"{name}=={version}" for name, version in OPTIONAL_PINS.items()]

@@ -21,7 +21,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from .. import params as P
 from ..core.errors import Canceled, UserInputError
-from ..i18n import CONTEXT, tr  # noqa: F401 - CONTEXT re-exported for the provider
+from ..i18n import tr
 from ..run import RUNNERS, Feedback
 
 ICON = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "resources", "icon.svg")
