@@ -26,6 +26,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+
+from _cpu import cpu_summary  # noqa: E402
 
 BATCH = 8
 
@@ -132,6 +135,14 @@ def main():
         print(f"  Train U-Net, whole epoch (+ validation,     {full_epoch:6.2f} chips/s  "
               f"(overhead {100 * (bare / full_epoch - 1):+.1f} %)")
         print("    metrics, saving the best model)")
+        # PRECISION: auto (above) against full, same chips and settings
+        full = train(TrainConfig(chips=chips, output_model=os.path.join(work, "f.pt"), backbone=args.backbone, pretrained=False,
+                                 epochs=args.epochs, batch_size=BATCH, learning_rate=1e-3, validation_percent=10,
+                                 early_stopping=0, precision="full"), log=lambda m: None)
+        full_rate = statistics.median(r["chips_per_second"] for r in (full.history[1:] or full.history))
+        print(f"PRECISION=auto ran {res.precision}: {full_train:6.2f} chips/s, validation mIoU {res.miou:.3f}; "
+              f"PRECISION=full ran {full.precision}: {full_rate:6.2f} chips/s, mIoU {full.miou:.3f} "
+              f"(auto/full {full_train / full_rate:.2f}×) on {cpu_summary()}")
         print("CPU settings, bare loop:")
         default = bare_loop(args.backbone, x, y, len(classes), 1, channels_last=False)
         print(f"  fp32 contiguous (PyTorch default)           {default:6.2f} chips/s  (1.00)")

@@ -663,7 +663,7 @@ def _result(result, best, best_epoch, history):
 
 
 PRECISE_BN = os.environ.get("UNET_PRECISE_BN", "1") != "0"
-PRECISE_BN_CHIPS = 256  # training chips whose batch statistics make the evaluation statistics
+PRECISE_BN_CHIPS = 64  # training chips whose batch statistics make the evaluation statistics
 
 
 @torch.no_grad()
@@ -675,8 +675,8 @@ def recalibrate_batchnorm(model, data: "ChipTensors", batch_size: int, device, m
     learning rates of the one-cycle warm-up and batches of 4–16 chips, the weights move faster
     than that average follows, and the model evaluated with the lagging statistics is another
     model than the one trained: validation losses of 14 or 68 where training loss is below 1.
-    Here the statistics are recomputed as the plain mean over up to ``chips`` training chips
-    (un-augmented, fixed order, no gradients) with the current weights ("precise BN"). Layers
+    Here the statistics are recomputed as the plain mean over up to ``chips`` training chips (64: a few batches, a small share of an epoch)
+    (un-augmented, spread evenly over the training chips, no gradients) with the current weights ("precise BN"). Layers
     that do not train (a frozen encoder) keep theirs. Under torchrun the processes' statistics
     are averaged, so all evaluate the same model.
     """
@@ -693,8 +693,12 @@ def recalibrate_batchnorm(model, data: "ChipTensors", batch_size: int, device, m
         m.train()
     try:
         n = min(len(data), max(chips, batch_size))
-        for s in range(0, n - n % batch_size or n, batch_size):  # full batches (a batch of 1 has no variance)
-            x, _ = data.batch(list(range(s, min(s + batch_size, n))))
+        n -= n % batch_size  # full batches (a batch of 1 has no variance)
+        # spread over the whole training set (chips are stored in raster order: the first ones would be
+        # one corner of the area, whose statistics are not the data's: mIoU 0.31 instead of 0.34 on NC)
+        pick = np.unique(np.linspace(0, len(data) - 1, n).round().astype(int)).tolist()
+        for s in range(0, len(pick), batch_size):
+            x, _ = data.batch(pick[s:s + batch_size])
             model(x.to(device).contiguous(memory_format=memory_format))
     finally:
         for m, momentum in zip(layers, momenta):
