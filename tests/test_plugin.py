@@ -60,7 +60,7 @@ def test_parameters_match_design(provider, alg_id):
 
 def test_backbones_match_the_registry():
     from unet_segmentation.unet_plugin.ml.encoders import ENCODERS
-    from unet_segmentation.unet_plugin.processing.train_unet import BACKBONES
+    from unet_segmentation.unet_plugin.params import BACKBONES
 
     assert set(BACKBONES) <= set(ENCODERS)
 

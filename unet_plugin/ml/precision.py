@@ -13,7 +13,9 @@ import time
 
 import torch
 
-PRECISIONS = ("auto", "full")
+from .. import params
+
+PRECISIONS = params.PRECISIONS  # declared once, with the parameter
 _PROBES: dict = {}  # (model kind, input shape) → (bf16 seconds, fp32 seconds), per process
 
 

@@ -673,8 +673,8 @@ def _result_of(config, classes, run, skipped, t0, counts, warnings, engine, log,
     shares = {c["name"]: float(counts[int(c["value"])]) / total for c in classes}
     seconds = time.time() - t0
     if report:
-        n = distributed.world()
-        log(f"{run} tiles classified{f' by rank 0 of {n} processes' if n > 1 else ''}, {skipped} skipped (all nodata), "
+        procs = distributed.world()
+        log(f"{run} tiles classified{f' by rank 0 of {procs} processes' if procs > 1 else ''}, {skipped} skipped (all nodata), "
             f"{seconds:.1f} s ({window.width * window.height / 1e6 / max(seconds, 1e-9):.2f} Mpx/s) on {device} with {engine}.")
         log("Class shares: " + ", ".join(f"{n} {100 * s:.1f}%" for n, s in shares.items()))
     return ClassifyResult(config.output, config.output_confidence, classes, run, skipped, seconds, shares, warnings, engine)

@@ -18,6 +18,7 @@ from osgeo import gdal
 from ..core.dataset import ChipDataset, load_chip_dataset, spatial_split, validation_mask
 from ..core.errors import Canceled, UserInputError
 from ..core.metrics import scores
+from .. import params
 from ..core.paths import check_output_file
 from .encoders import EncoderWeightsError, imagenet_state_dict, load_weights_file
 from . import distributed
@@ -25,7 +26,7 @@ from .modelfile import ModelFileError, read_model_file, save_model
 from .unet import UNet
 
 IGNORE = 255
-LOSSES = ("cross-entropy", "focal", "cross-entropy+dice")
+LOSSES = params.LOSSES  # declared once, with the parameter
 LOSS_ALIASES = {"cross-entropy + dice": "cross-entropy+dice"}  # its name before 0.2.0
 IN_MEMORY_BUDGET = 4 * 1024**3  # chips beyond this are read from disk each epoch
 
@@ -599,7 +600,9 @@ def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_cancel
         train_seconds = time.perf_counter() - t_epoch
         t_val = time.perf_counter()
         if PRECISE_BN:
-            recalibrate_batchnorm(model, tr, config.batch_size, device, channels_last)
+            # as many batches in every process (SyncBatchNorm on GPUs exchanges statistics per batch)
+            recalibrate_batchnorm(model, tr, config.batch_size, device, channels_last,
+                                  min(PRECISE_BN_CHIPS, per_process or len(tr)))
         # under torchrun a cancel is decided together between steps, never inside one process's validation
         val = evaluate(model, loss_fn, va if va is not None else tr, k, config.batch_size, device,
                        (lambda: False) if together else is_canceled)

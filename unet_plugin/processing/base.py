@@ -25,7 +25,6 @@ from ..i18n import tr
 from ..run import RUNNERS, Feedback
 
 ICON = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "resources", "icon.svg")
-DEVICES = list(P.DEVICES)
 QVARIANTS = {"str": QVariant.String, "int": QVariant.Int, "int64": QVariant.LongLong, "float": QVariant.Double}
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from .. import params
 from .base import UnetAlgorithm
 
-UNLABELED = list(params.UNLABELED)
-
 
 class ExportTrainingChips(UnetAlgorithm):
     spec = params.EXPORT
