@@ -1,15 +1,19 @@
-"""Accuracy of our U-Net against a per-pixel random forest on the bundled NC Landsat sample.
+"""Accuracy of our U-Net against a per-pixel random forest, on the two bundled real data sets.
 
-Train on the northern part of the raster, evaluate on the southern part: no training chip
-reaches into the evaluation rows, and both models are scored on exactly the same pixels
-(every labelled pixel of the southern part that has imagery). Prints per-class IoU, mean IoU, pixel
-accuracy and training time for each, as a Markdown table.
+- NC Landsat-7 (dense labels, 7 classes, strata.tif): train on the northern half of the raster,
+  evaluate on the southern half. No training chip reaches into the evaluation rows.
+- Belgian fields, Sentinel-2 (sparse labels: 16 windows of 64×64 px, fields and background;
+  labels unknown outside them): chips only in the 13 windows marked 'train' (MASK), evaluation
+  in the 3 marked 'validation', apart from them.
 
-The U-Net runs through the same code as the three algorithms (export_chips → train →
-classify); the random forest is scikit-learn's (development-only:
+Both models are scored on exactly the same pixels. Prints per-class IoU, mean IoU, pixel
+accuracy and training time for each, as Markdown tables. The U-Net runs through the same code
+as the algorithms (export_chips → train → classify) with their defaults except where an option
+below says otherwise; the random forest is scikit-learn's (development-only:
 ``pip install -r benchmarks/requirements.txt``) on the same bands.
 
-    python benchmarks/accuracy.py [--epochs 60] [--backbone resnet18] [--chip 64] [--time-limit 10] [--keep DIR]
+    python benchmarks/accuracy.py [--data nc|befl|both] [--time-limit 10] [--backbone resnet34]
+                                  [--chip 64] [--stride 16] [--no-augment] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 DATA = os.path.join(os.path.dirname(HERE), "tests", "data", "nc_landsat7")
 IMAGE = os.path.join(DATA, "nc_lsat7_2000_6band.tif")
 LABELS = os.path.join(DATA, "strata.tif")
+BEFL = os.path.join(os.path.dirname(HERE), "tests", "data", "befl_fields_s2")
 
 
 def read(path):
@@ -48,29 +53,107 @@ def iou_table(truth, pred, values):
     return out
 
 
-def main():
+def rasterize(ref_path, vector_path, where=None):
+    """1 where the vector's polygons (optionally filtered by an OGR ``where``) cover a pixel centre of ``ref_path``'s grid."""
+    from osgeo import gdal, ogr
+
+    ref = gdal.Open(ref_path)
+    mem = gdal.GetDriverByName("MEM").Create("", ref.RasterXSize, ref.RasterYSize, 1, gdal.GDT_Byte)
+    mem.SetGeoTransform(ref.GetGeoTransform())
+    mem.SetProjection(ref.GetProjection())
+    src = ogr.Open(vector_path)
+    layer = src.GetLayer(0)
+    if where:
+        layer.SetAttributeFilter(where)
+    gdal.RasterizeLayer(mem, [1], layer, burn_values=[1])
+    return mem.ReadAsArray().astype(bool)
+
+
+def parse():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", choices=("nc", "befl", "both"), default="both")
     ap.add_argument("--epochs", type=int, default=60)
-    ap.add_argument("--backbone", default="resnet18")
+    ap.add_argument("--backbone", default="resnet34")
     ap.add_argument("--chip", type=int, default=64)
     ap.add_argument("--stride", type=int, default=16)
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--loss", default="cross-entropy")
     ap.add_argument("--balance", action="store_true", help="CLASS_BALANCING for the U-Net")
+    ap.add_argument("--no-augment", action="store_true", help="AUGMENT false for the U-Net")
     ap.add_argument("--trees", type=int, default=200)
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--time-limit", type=float, default=0.0, help="TIME_LIMIT in minutes (0: EPOCHS decides)")
+    ap.add_argument("--time-limit", type=float, default=10.0, help="TIME_LIMIT in minutes (0: EPOCHS decides)")
     ap.add_argument("--keep", help="keep chips, model, report and class map in this folder")
-    args = ap.parse_args()
+    return ap.parse_args()
 
-    import torch
-    from sklearn.ensemble import RandomForestClassifier
 
-    from unet_plugin.core.chips import ExportConfig, export_chips
+def unet(args, chips, work, export_config, image, extent=None):
+    """Export → train → classify with the algorithms' code; returns (class map array, figures)."""
+    from unet_plugin.core.chips import export_chips
     from unet_plugin.ml.predict import ClassifyConfig, classify
     from unet_plugin.ml.train import TrainConfig, train
 
-    torch.manual_seed(args.seed)
+    shutil.rmtree(chips, ignore_errors=True)
+    t0 = time.perf_counter()
+    exp = export_chips(export_config)
+    t_export = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = train(TrainConfig(chips=chips, output_model=os.path.join(work, "model.pt"), backbone=args.backbone,
+                            pretrained=False, epochs=args.epochs, batch_size=args.batch,
+                            early_stopping=max(10, args.epochs // 4), time_limit=args.time_limit,
+                            loss=args.loss, class_balancing=args.balance, augment=not args.no_augment, seed=args.seed,
+                            output_report=os.path.join(work, "report.html")), log=lambda m: None)
+    t_train = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out = os.path.join(work, "unet_map.tif")
+    classify(ClassifyConfig(input=image, model=res.model_path, output=out, extent=extent, overlap=50), log=lambda m: None)
+    t_classify = time.perf_counter() - t0
+    return read(out)[0], dict(export=t_export, train=t_train, classify=t_classify, chips=exp.chip_count,
+                              epochs=res.epochs_run, best=res.best_epoch, stop=res.stop_reason)
+
+
+def forest(args, features, train_idx, train_labels, test_idx):
+    from sklearn.ensemble import RandomForestClassifier
+
+    rf = RandomForestClassifier(n_estimators=args.trees, n_jobs=-1, random_state=args.seed)
+    t0 = time.perf_counter()
+    rf.fit(features[train_idx], train_labels)
+    t_fit = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pred = rf.predict(features[test_idx])
+    return pred, dict(train=t_fit, classify=time.perf_counter() - t0)
+
+
+def table(names, present, seen, truth, unet_pred, rf_pred, tu, tr):
+    u, r = iou_table(truth, unet_pred, present), iou_table(truth, rf_pred, present)
+    print("| class | pixels (eval) | U-Net IoU | random forest IoU |")
+    print("|---|---:|---:|---:|")
+    for v in present:
+        mark = "" if v in seen else " (not in training area)"
+        print(f"| {names[v]}{mark} | {np.count_nonzero(truth == v)} | {u[v]:.3f} | {r[v]:.3f} |")
+    groups = [("mean IoU", seen)] if seen == present else [("mean IoU, classes in both areas", seen), ("mean IoU, all classes", present)]
+    for title, vals in groups:
+        mu, mr = np.nanmean([u[v] for v in vals]), np.nanmean([r[v] for v in vals])
+        print(f"| **{title}** | | **{mu:.3f}** | **{mr:.3f}** |")
+    print(f"| pixel accuracy | | {np.mean(unet_pred == truth):.3f} | {np.mean(rf_pred == truth):.3f} |")
+    print(f"| training time | | {tu['train']:.0f} s (+ export {tu['export']:.1f} s) | {tr['train']:.1f} s |")
+    print(f"| prediction time | | {tu['classify']:.1f} s | {tr['classify']:.1f} s |")
+    mu, mr = np.nanmean([u[v] for v in seen]), np.nanmean([r[v] for v in seen])
+    print(f"\nU-Net − random forest, mean IoU: {mu - mr:+.3f} ({'U-Net better' if mu > mr else 'random forest better'}).\n")
+    return mu, mr
+
+
+def settings(args, tu):
+    return (f"U-Net {args.backbone} (no ImageNet weights), TIME_LIMIT {args.time_limit:g} min: {tu['epochs']} epochs "
+            f"(best {tu['best']}; {tu['stop'] or 'all epochs'}), batch {args.batch}, {args.loss}"
+            f"{', class balancing' if args.balance else ''}{', no augmentation' if args.no_augment else ''}; "
+            f"random forest {args.trees} trees, per pixel, all bands.\n")
+
+
+def nc_case(args, work):
+    """NC Landsat: train on the northern half, evaluate on the southern half (strata.tif)."""
+    from unet_plugin.core.chips import ExportConfig
+
     image, gt, image_nodata = read(IMAGE)
     labels, _, label_nodata = read(LABELS)
     # 0 = not scored: unlabelled, or no imagery there (the image has nodata strips along its
@@ -89,65 +172,87 @@ def main():
     present = [v for v in names if np.any(truth == v)]
     seen = [v for v in present if np.any(train_truth == v)]
 
-    work = args.keep or tempfile.mkdtemp(prefix="unet-accuracy-")
-    os.makedirs(work, exist_ok=True)
     chips = os.path.join(work, "chips")
-    shutil.rmtree(chips, ignore_errors=True)
-    try:
-        # --- U-Net: the three algorithms' code, north only for training -------------------------
-        t0 = time.perf_counter()
-        exp = export_chips(ExportConfig(input=IMAGE, output=chips, label_raster=LABELS, extent=north,
-                                        chip_size=args.chip, stride=args.stride))
-        t_export = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        res = train(TrainConfig(chips=chips, output_model=os.path.join(work, "model.pt"), backbone=args.backbone,
-                                pretrained=False, epochs=args.epochs, batch_size=args.batch, early_stopping=max(10, args.epochs // 4),
-                                time_limit=args.time_limit,
-                                loss=args.loss, class_balancing=args.balance, seed=args.seed,
-                                output_report=os.path.join(work, "report.html")), log=lambda m: None)
-        t_train = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        out = os.path.join(work, "unet_south.tif")
-        classify(ClassifyConfig(input=IMAGE, model=res.model_path, output=out, extent=south, overlap=50), log=lambda m: None)
-        t_classify = time.perf_counter() - t0
-        unet_pred = read(out)[0][eval_mask]
+    unet_map, tu = unet(args, chips, work, ExportConfig(input=IMAGE, output=chips, label_raster=LABELS, extent=north,
+                                                        chip_size=args.chip, stride=args.stride), IMAGE, south)
+    unet_pred = unet_map[eval_mask]
+    features = image.reshape(image.shape[0], -1).T.astype(np.float32)
+    north_idx = np.flatnonzero((labels[:split] > 0).ravel())
+    south_idx = split * width + np.flatnonzero(eval_mask.ravel())
+    rf_pred, tr = forest(args, features, north_idx, labels.ravel()[north_idx], south_idx)
 
-        # --- Random forest: every labelled northern pixel with imagery, same bands ---------------------------
-        features = image.reshape(image.shape[0], -1).T.astype(np.float32)
-        north_idx = np.flatnonzero((labels[:split] > 0).ravel())
-        south_idx = split * width + np.flatnonzero(eval_mask.ravel())
-        rf = RandomForestClassifier(n_estimators=args.trees, n_jobs=-1, random_state=args.seed)
-        t0 = time.perf_counter()
-        rf.fit(features[north_idx], labels.ravel()[north_idx])
-        t_rf = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        rf_pred = rf.predict(features[south_idx])
-        t_rf_pred = time.perf_counter() - t0
+    print(f"### NC Landsat-7 2000 (6 bands, 28.5 m, {width}×{height} px), labels strata.tif\n")
+    print(f"Train: northern rows 0–{split - 1} ({np.count_nonzero(train_truth)} labelled px, {tu['chips']} chips of "
+          f"{args.chip} px, stride {args.stride}); evaluate: rows {split}–{height - 1} ({truth.size} labelled px).")
+    print(settings(args, tu))
+    return table(names, present, seen, truth, unet_pred, rf_pred, tu, tr)
+
+
+def befl_case(args, work):
+    """Belgian fields: sparse labels (16 windows); train on the 13 'train' windows, evaluate on the 3 'validation' ones."""
+    from osgeo import gdal, ogr
+
+    from unet_plugin.core.chips import ExportConfig
+    from unet_plugin.core.labels import write_polygons
+
+    image_path = os.path.join(BEFL, "befl_s2_b08_b04_b03.tif")
+    polygons, locations = os.path.join(BEFL, "fields_polygons.gpkg"), os.path.join(BEFL, "fields_locations.gpkg")
+    image = read(image_path)[0]
+    fields = rasterize(image_path, polygons)
+    train_win = rasterize(image_path, locations, "traindata_type = 'train'")
+    eval_win = rasterize(image_path, locations, "traindata_type = 'validation'")
+    # labels and mask in the raster's CRS, as Export Training Chips gets them from QGIS (MASK: the training windows)
+    wkt = gdal.Open(image_path).GetProjection()
+    lab, mask = os.path.join(work, "fields.gpkg"), os.path.join(work, "train_windows.gpkg")
+    src = ogr.Open(polygons)
+    write_polygons(lab, wkt, [(f.GetGeometryRef().ExportToWkb(), 1) for f in src.GetLayer(0) if f.GetGeometryRef()])
+    src = ogr.Open(locations)
+    layer = src.GetLayer(0)
+    layer.SetAttributeFilter("traindata_type = 'train'")
+    write_polygons(mask, wkt, [(f.GetGeometryRef().ExportToWkb(), 1) for f in layer if f.GetGeometryRef()])
+    chips = os.path.join(work, "chips")
+    unet_map, tu = unet(args, chips, work, ExportConfig(
+        input=image_path, output=chips, labels=lab, mask=mask, unlabeled="background", chip_size=args.chip,
+        stride=args.stride, classes=[{"value": 1, "name": "field", "color": [0, 200, 0]}]), image_path)
+    names = {0: "background", 1: "field"}
+    truth_all = fields.astype(np.int64)
+    truth = truth_all[eval_win]
+    unet_pred = np.where(unet_map == 1, 1, 0)[eval_win]
+    features = image.reshape(image.shape[0], -1).T.astype(np.float32)
+    train_idx, test_idx = np.flatnonzero(train_win.ravel()), np.flatnonzero(eval_win.ravel())
+    rf_pred, tr = forest(args, features, train_idx, truth_all.ravel()[train_idx], test_idx)
+
+    h, w = fields.shape
+    print(f"### Belgian fields, Sentinel-2 (3 bands, 10 m, {w}×{h} px), sparse labels: 16 windows of 64×64 px\n")
+    print(f"Train: the 13 'train' windows ({np.count_nonzero(train_win)} px; MASK, outside it labels unknown: "
+          f"{tu['chips']} chips of {args.chip} px, stride {args.stride}); evaluate: the 3 'validation' windows "
+          f"({truth.size} px).")
+    print(settings(args, tu))
+    return table(names, [0, 1], [0, 1], truth, unet_pred, rf_pred, tu, tr)
+
+
+def main():
+    args = parse()
+    import torch
+
+    torch.manual_seed(args.seed)
+    sys.path.insert(0, HERE)
+    from _cpu import cpu_summary
+
+    print(cpu_summary() + "\n")
+    root = args.keep or tempfile.mkdtemp(prefix="unet-accuracy-")
+    results = {}
+    try:
+        for name, case in (("nc", nc_case), ("befl", befl_case)):
+            if args.data in (name, "both"):
+                work = os.path.join(root, name)
+                os.makedirs(work, exist_ok=True)
+                results[name] = case(args, work)
     finally:
         if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-
-    u, r = iou_table(truth, unet_pred, present), iou_table(truth, rf_pred, present)
-    print(f"NC Landsat-7 2000 (6 bands, 28.5 m, {width}×{height} px), labels strata.tif.")
-    print(f"Train: northern rows 0–{split - 1} ({np.count_nonzero(train_truth)} labelled px, {exp.chip_count} chips of "
-          f"{args.chip} px, stride {args.stride}); evaluate: rows {split}–{height - 1} ({truth.size} labelled px).")
-    print(f"U-Net {args.backbone} (no ImageNet weights), {res.epochs_run} epochs (best {res.best_epoch}), "
-          f"batch {args.batch}, {args.loss}{', class balancing' if args.balance else ''}; "
-          f"random forest {args.trees} trees, per pixel, all {image.shape[0]} bands.\n")
-    print("| class | pixels (eval) | U-Net IoU | random forest IoU |")
-    print("|---|---:|---:|---:|")
-    for v in present:
-        mark = "" if v in seen else " (not in training area)"
-        print(f"| {names[v]}{mark} | {np.count_nonzero(truth == v)} | {u[v]:.3f} | {r[v]:.3f} |")
-    for title, vals in (("mean IoU, classes in both areas", seen), ("mean IoU, all classes", present)):
-        mu, mr = np.nanmean([u[v] for v in vals]), np.nanmean([r[v] for v in vals])
-        print(f"| **{title}** | | **{mu:.3f}** | **{mr:.3f}** |")
-    print(f"| pixel accuracy | | {np.mean(unet_pred == truth):.3f} | {np.mean(rf_pred == truth):.3f} |")
-    print(f"| training time | | {t_train:.0f} s (+ export {t_export:.1f} s) | {t_rf:.1f} s |")
-    print(f"| prediction time (south) | | {t_classify:.1f} s | {t_rf_pred:.1f} s |")
-    mu, mr = np.nanmean([u[v] for v in seen]), np.nanmean([r[v] for v in seen])
-    print(f"\nU-Net − random forest, mean IoU over classes in both areas: {mu - mr:+.3f} "
-          f"({'U-Net better' if mu > mr else 'random forest better'}).")
+            shutil.rmtree(root, ignore_errors=True)
+    print("Summary, mean IoU U-Net vs random forest: " + "; ".join(
+        f"{k} {u:.3f} vs {r:.3f} ({u - r:+.3f})" for k, (u, r) in results.items()))
 
 
 if __name__ == "__main__":

@@ -392,12 +392,12 @@ Schreibt eine Tabelle mit Referenz- und kartierten Pixeln, Herstellergenauigkeit
       <translation>Klassen nach inverser Häufigkeit gewichten (Quadratwurzel, höchstens 10× die mittlere Klasse), sodass seltene Klassen mehr zählen.</translation>
     </message>
     <message>
-      <source>Augment (flips and rotations)</source>
-      <translation>Augmentieren (Spiegelungen und Drehungen)</translation>
+      <source>Augment (windows, flips, rotations)</source>
+      <translation>Augmentieren (Ausschnitte, Spiegelungen, Drehungen)</translation>
     </message>
     <message>
-      <source>Randomly flip and rotate chips by 90° while training.</source>
-      <translation>Chips beim Training zufällig spiegeln und um 90° drehen.</translation>
+      <source>Cut training windows at random shifts (up to half a chip) and scales (0.8–1.25×) from the mosaic of the training chips, flip and rotate them by 90°, and vary brightness and contrast slightly.</source>
+      <translation>Trainingsausschnitte mit zufälliger Verschiebung (bis zu einem halben Chip) und Skalierung (0,8–1,25×) aus dem Mosaik der Trainingschips schneiden, um 90° spiegeln und drehen und Helligkeit und Kontrast leicht variieren.</translation>
     </message>
     <message>
       <source>Freeze encoder</source>

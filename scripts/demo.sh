@@ -8,15 +8,15 @@ OUT="$(mkdir -p "${1:-$ROOT/demo_output}" && cd "${1:-$ROOT/demo_output}" && pwd
 PY="$(bash "$ROOT/scripts/setup.sh" | tail -n 1)"
 QP="$ROOT/scripts/qgis_process.sh"
 DATA="$ROOT/tests/data/nc_landsat7"
-EPOCHS="${DEMO_EPOCHS:-25}"
+MINUTES="${DEMO_MINUTES:-3}"
 rm -rf "$OUT/chips" "$OUT"/classes.* "$OUT"/model.pt "$OUT"/report.html
 
 echo ">> 1/3 Export Training Chips (64 px chips, stride 32, labels from strata.tif)"
 "$QP" run unet:exporttrainingchips -- INPUT="$DATA/nc_lsat7_2000_6band.tif" LABEL_RASTER="$DATA/strata.tif" \
   CHIP_SIZE=64 STRIDE=32 OUTPUT="$OUT/chips" FOOTPRINTS="$OUT/chip_footprints.gpkg"
-echo ">> 2/3 Train U-Net (resnet18, $EPOCHS epochs, no download: ImageNet weights off)"
-"$QP" run unet:trainunet -- CHIPS="$OUT/chips" BACKBONE=resnet18 PRETRAINED=false EPOCHS="$EPOCHS" BATCH_SIZE=8 \
-  EARLY_STOPPING=8 CLASS_BALANCING=false OUTPUT_MODEL="$OUT/model.pt" OUTPUT_REPORT="$OUT/report.html" | tee "$OUT/train.log"
+echo ">> 2/3 Train U-Net (the defaults, for $MINUTES minutes; no download: ImageNet weights off)"
+"$QP" run unet:trainunet -- CHIPS="$OUT/chips" PRETRAINED=false TIME_LIMIT="$MINUTES" EPOCHS=200 EARLY_STOPPING=0 \
+  OUTPUT_MODEL="$OUT/model.pt" OUTPUT_REPORT="$OUT/report.html" | tee "$OUT/train.log"
 echo ">> 3/3 Classify Raster"
 "$QP" run unet:classifyraster -- INPUT="$DATA/nc_lsat7_2000_6band.tif" MODEL="$OUT/model.pt" \
   OUTPUT="$OUT/classes.tif" OUTPUT_CONFIDENCE="$OUT/confidence.tif"

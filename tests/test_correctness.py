@@ -321,7 +321,7 @@ def test_classification_equals_the_documented_blend(reordered_model, tmp_path, e
 
 def test_augmentation_moves_labels_with_their_pixels():
     """Whatever flip or rotation a chip gets, each label stays on the pixel it belongs to."""
-    from unet_segmentation.unet_plugin.ml.train import augment_batch
+    from unet_segmentation.unet_plugin.ml.sampling import flip_rotate as augment_batch
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(64, 2, 16, 16)

@@ -271,3 +271,24 @@ def test_weights_of_another_architecture_are_named(tmp_path):
     _timm_style_file(path, "resnet50", 3)
     with pytest.raises(EncoderWeightsError, match="for resnet50, not for the backbone resnet18"):
         ResNetEncoder("resnet18", 3).load_pretrained(load_weights_file(str(path)))
+
+
+def test_models_written_before_the_input_skip_still_load_and_predict_the_same(tmp_path):
+    """0.3 models (decoder without the full-resolution image, no "input_skip" in the file) load as
+    they were trained; new ones record that their last block sees the image."""
+    torch.manual_seed(2)
+    old = UNet("resnet18", 4, 3, input_skip=False).eval()
+    path = str(tmp_path / "old.pt")
+    save_model(path, old, META)
+    payload = torch.load(path, weights_only=True)
+    del payload["metadata"]["input_skip"]  # as 0.3.0 wrote it
+    torch.save(payload, path)
+    loaded, meta = load_model(path)
+    x = torch.randn(2, 4, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(old(x), loaded(x))
+    assert not loaded.input_skip
+    new = UNet("resnet18", 4, 3).eval()
+    assert new.blocks[-1].conv1[0].in_channels == 32 + 4  # the previous block's 32 channels + the 4 bands
+    save_model(str(tmp_path / "new.pt"), new, META)
+    assert load_model(str(tmp_path / "new.pt"))[1]["input_skip"] is True

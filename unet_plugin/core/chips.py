@@ -253,10 +253,13 @@ def background_warning(config: ExportConfig, counts: np.ndarray) -> str | None:
     share = counts[0] / labeled
     if share <= BACKGROUND_WARNING_SHARE:
         return None
-    return (f"{100 * share:.1f} % of the labelled pixels are background (outside every polygon). A model trained on "
-            "this may predict background everywhere. If the polygons do not mark every occurrence of their classes, "
-            "export with UNLABELED=ignore (and a MASK of the areas labelled completely); otherwise train with "
-            "CLASS_BALANCING.")
+    several = len({int(c["value"]) for c in config.classes or []}) > 1
+    return (f"{100 * share:.1f} % of the labelled pixels are background (outside every polygon). "
+            + ("Train U-Net takes polygons of several classes on so little of the area for samples and counts "
+               "background like one average class, so that every class can show up. " if several and not config.mask else
+               "A model trained on this may predict background everywhere. ")
+            + "If the polygons do not mark every occurrence of their classes, export with UNLABELED=ignore (and a MASK "
+            "of the areas labelled completely); if they do, give those areas as MASK, or train with CLASS_BALANCING.")
 
 
 def _export(config: ExportConfig, progress, is_canceled, log, warn=None) -> ExportResult:
@@ -405,6 +408,8 @@ def _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodat
         "chip_size": size,
         "stride": stride,
         "unlabeled": config.unlabeled,
+        "label_source": "polygons" if config.labels else "raster",
+        "mask": bool(config.mask),
         "ignore_value": IGNORE,
         "classes": all_classes,
         "ignored_pixel_count": int(counts[IGNORE]),

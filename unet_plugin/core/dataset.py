@@ -40,6 +40,9 @@ class ChipDataset:
     data_type: str
     nodata: list
     georeferenced: bool = True     # False: chips without world files (the split follows the chip order)
+    label_source: str = ""         # "polygons" or "raster" (ours since 0.4.0); "" unknown
+    unlabeled: str = ""            # what the export made of pixels outside every polygon
+    masked: bool = False           # exported with a MASK of the completely labelled areas
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -90,6 +93,7 @@ def _load_ours(folder: str, parameter: str) -> ChipDataset:
         statistics=meta["statistics"], bands=meta["bands"], chip_size=int(meta["chip_size"]),
         crs=meta.get("crs", ""), pixel_size=meta.get("pixel_size", [1.0, 1.0]),
         data_type=meta.get("data_type", "Float32"), nodata=meta.get("nodata", []),
+        label_source=meta.get("label_source", ""), unlabeled=meta.get("unlabeled", ""), masked=bool(meta.get("mask", False)),
     )
 
 

@@ -41,12 +41,14 @@ def versions() -> dict:
 
 def build_model(metadata: dict) -> UNet:
     """A U-Net shaped as ``metadata`` describes (weights not loaded)."""
-    return UNet(metadata["backbone"], int(metadata["in_channels"]), len(metadata["classes"]))
+    # models written before 0.4.0 have no "input_skip": their decoder ends without the image
+    return UNet(metadata["backbone"], int(metadata["in_channels"]), len(metadata["classes"]),
+                bool(metadata.get("input_skip", False)))
 
 
 def save_model(path: str, model: UNet, metadata: dict) -> None:
     """Write the model file atomically (a temporary file renamed into place)."""
-    meta = dict(metadata, architecture="unet", versions=versions())
+    meta = dict(metadata, architecture="unet", input_skip=bool(getattr(model, "input_skip", False)), versions=versions())
     missing = [k for k in REQUIRED if k not in meta]
     if missing:
         raise ValueError(f"metadata lacks {missing}")

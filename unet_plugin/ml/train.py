@@ -23,6 +23,7 @@ from ..core.paths import check_output_file
 from .encoders import EncoderWeightsError, imagenet_state_dict, load_weights_file
 from . import distributed
 from .modelfile import ModelFileError, read_model_file, save_model
+from .sampling import Sampler
 from .unet import UNet
 
 IGNORE = 255
@@ -139,28 +140,22 @@ class ChipTensors:
     def __len__(self):
         return len(self.indices)
 
+    def presence(self, k: int) -> np.ndarray:
+        """chips × classes: which classes each chip holds (its training labels, validation areas left out)."""
+        from .sampling import class_presence
+
+        if self.cache is not None:
+            return class_presence(self.cache[1], k)
+        if not self.indices:
+            return np.zeros((0, k), dtype=bool)
+        return np.concatenate([class_presence(torch.from_numpy(self._read(i)[1][None]), k) for i in self.indices])
+
     def batch(self, positions) -> tuple[torch.Tensor, torch.Tensor]:
         if self.cache is not None:
             idx = torch.as_tensor(positions)
             return self.cache[0][idx], self.cache[1][idx]
         pairs = [self._read(self.indices[p]) for p in positions]
         return torch.from_numpy(np.stack([p[0] for p in pairs])), torch.from_numpy(np.stack([p[1] for p in pairs]))
-
-
-def augment_batch(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Apply one of the 8 flips/90° rotations to each chip, chosen at random."""
-    codes = torch.randint(0, 8, (x.shape[0],), generator=gen).tolist()
-    xs, ys = [], []
-    for i, c in enumerate(codes):
-        xi, yi = x[i], y[i]
-        if c & 4:
-            xi, yi = xi.flip(-1), yi.flip(-1)
-        k = c & 3
-        if k:
-            xi, yi = torch.rot90(xi, k, (-2, -1)), torch.rot90(yi, k, (-2, -1))
-        xs.append(xi)
-        ys.append(yi)
-    return torch.stack(xs), torch.stack(ys)
 
 
 def balancing_weights(counts: np.ndarray, cap: float = 10.0) -> np.ndarray:
@@ -178,6 +173,31 @@ def balancing_weights(counts: np.ndarray, cap: float = 10.0) -> np.ndarray:
         median = np.median(counts[present])
         w[present] = np.clip(np.sqrt(median / counts[present]), 1.0 / cap, cap)
     return w
+
+
+SAMPLE_BACKGROUND_SHARE = 0.9  # as the export's warning (chips.BACKGROUND_WARNING_SHARE)
+
+
+def background_weight(data: ChipDataset, classes: list[dict], counts: np.ndarray) -> float | None:
+    """The background's loss weight (relative to the classes') when the chips look like *sample* polygons, else None.
+
+    Polygons of several classes on a small share of the area, exported with UNLABELED=background and no
+    MASK, label the land around each polygon "background" — the rest of the lake around a water polygon,
+    the forest around a forest polygon. Trained on that as it is, a model learns that nearly everything is
+    background (NC polygons: 98.5 % background, a blank map after a short training). Counting background
+    pixels like one average class (weight = mean class pixels / background pixels) lets every class win
+    where it looks like itself; background stays where nothing labelled looks like the pixel. Chips of one
+    class (footprints: buildings, fields), with a MASK (labelled completely inside it), from a label raster
+    or with less background are trained as they are.
+    """
+    if data.label_source != "polygons" or data.unlabeled != "background" or data.masked:
+        return None
+    if len(classes) < 3 or int(classes[0]["value"]) != 0:  # background and at least two classes
+        return None
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts[0] < SAMPLE_BACKGROUND_SHARE * counts.sum():
+        return None
+    return float(counts[1:].mean() / counts[0])
 
 
 def make_loss(kind: str, weight: torch.Tensor | None) -> Callable:
@@ -388,7 +408,7 @@ def train(
             raise UserInputError("INIT_MODEL", str(exc)) from None
         init_meta = payload["metadata"]
         check_fine_tuning(init_meta, data, classes)
-        model = UNet(init_meta["backbone"], len(data.bands), k)
+        model = UNet(init_meta["backbone"], len(data.bands), k, bool(init_meta.get("input_skip", False)))
         model.load_state_dict(payload["state_dict"])
         mean = np.array(init_meta["normalization"]["mean"])
         std = np.array(init_meta["normalization"]["std"])
@@ -412,15 +432,28 @@ def train(
     # every process reads only its share; the split, classes and normalisation above are the same everywhere
     mine = distributed.share(train_idx)
     tr = ChipTensors(data, mine, lut, mean, std, {i: overlaps[i] for i in mine if i in overlaps})
-    va = ChipTensors(data, distributed.share(val_idx), lut, mean, std) if val_idx else None
-    counts = np.zeros(k)
-    for c_i, c in enumerate(classes):
-        counts[c_i] = c.get("pixel_count", 1)
-    weight = None
+    counts = np.array([c.get("pixel_count", 1) for c in classes], dtype=np.float64)
+    beta = background_weight(data, classes, counts)
+    val_lut = lut
+    if beta is not None:
+        # sample polygons: background in the validation areas is not known truth; score the held-out polygons
+        val_lut = lut.copy()
+        val_lut[int(classes[0]["value"])] = IGNORE
+    va = ChipTensors(data, distributed.share(val_idx), val_lut, mean, std) if val_idx else None
+    weight, w = None, np.ones(k)
     if config.class_balancing:
         w = balancing_weights(counts)
-        weight = torch.tensor(w, dtype=torch.float32, device=device)
         log("Class weights: " + ", ".join(f"{c['name']} {wi:.2f}" for c, wi in zip(classes, w)))
+    if beta is not None:
+        w[0] = beta * w[1:].mean()
+        log(f"The labels look like sample polygons: {k - 1} classes on {100 * counts[1:].sum() / counts.sum():.1f} % of the "
+            "labelled pixels, background (outside every polygon) on the rest, where the same land as inside the polygons "
+            f"is labelled background too. Background counts like one average class in the loss (weight {w[0]:.4f}), so "
+            "that every class shows up where it is; validation scores the held-out polygons only. If your polygons mark "
+            "every occurrence of their classes, export with a MASK of the areas they label completely; if the land "
+            "outside them is not one class, UNLABELED=ignore.")
+    if config.class_balancing or beta is not None:
+        weight = torch.tensor(w, dtype=torch.float32, device=device)
     loss_fn = make_loss(config.loss, weight)
 
     lr_curve = []
@@ -432,7 +465,7 @@ def train(
         lr = distributed.agree(lr if distributed.is_main() or config.learning_rate > 0 else None)
         net = _parallel(model, device)
         result = _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_canceled, log, classes,
-                      data, mean, std, t_start, net, len(train_idx) // n_proc)
+                      data, mean, std, t_start, net, len(train_idx) // n_proc, beta is not None and bool(val_idx))
     except torch.OutOfMemoryError:
         raise UserInputError("BATCH_SIZE", "ran out of memory. Use a smaller BATCH_SIZE, or export smaller chips (CHIP_SIZE).") from None
     except RuntimeError as exc:
@@ -530,11 +563,12 @@ class Plan:
 
 
 def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_canceled, log, classes, data, mean, std,
-         t_start=None, net=None, per_process=None):
+         t_start=None, net=None, per_process=None, sample_labels=False):
     """Train ``net`` (``model``, or ``model`` in DistributedDataParallel); validate and save ``model``.
 
     Under torchrun every stop (time, cancel, early stopping) and every choice is the same on all
     processes: taken from summed counts or by rank 0, never from one process's clock alone.
+    ``sample_labels``: validation holds no background truth (sample polygons); its mIoU is over the classes.
     """
     from . import precision as prec
 
@@ -546,6 +580,8 @@ def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_cancel
         if p.requires_grad:
             (no_decay if p.ndim <= 1 else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 1e-2}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    sampler = Sampler(tr, k, config.augment, log, [c["name"] for c in classes],
+                      distributed.total if together else None)
     steps = (per_process or len(tr)) // config.batch_size  # incomplete last batches are dropped (batch norm needs > 1)
     plan = Plan(config, steps, len(va) if va is not None else len(tr), t_start or time.time(), log)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: plan.lr_factor())
@@ -562,7 +598,7 @@ def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_cancel
         net.train()
         if config.freeze_encoder:
             model.encoder.eval()
-        order = torch.randperm(len(tr), generator=gen).tolist()
+        order = sampler.epoch(gen)
         total, taken = 0.0, 0
         for s in range(steps):
             canceled, over = is_canceled(), plan.over() and plan.done > 0  # at least one step: a model to keep
@@ -573,9 +609,7 @@ def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_cancel
             if over:
                 break
             t_step = time.perf_counter()
-            x, y = tr.batch(order[s * config.batch_size:(s + 1) * config.batch_size])
-            if config.augment:
-                x, y = augment_batch(x, y, gen)
+            x, y = sampler.batch(order[s * config.batch_size:(s + 1) * config.batch_size], gen)
             x = x.to(device, non_blocking=True).contiguous(memory_format=channels_last)
             y = y.to(device, non_blocking=True).long()
             with prec.autocast(kind, device):
@@ -617,6 +651,10 @@ def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_cancel
             plan.replan(train_seconds / taken, time.perf_counter() - t_val)
             plan.total = distributed.agree(plan.total)
         sc = scores(val["cm"])
+        if sample_labels:  # no background truth in validation: background unscored, the mean over the classes
+            sc["iou"][0] = float("nan")
+            iou = np.array(sc["iou"], dtype=np.float64)
+            sc["miou"] = float(np.nanmean(iou)) if np.isfinite(iou).any() else 0.0
         row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"], "accuracy": sc["accuracy"], "miou": sc["miou"],
                "iou": sc["iou"], "train_seconds": train_seconds, "chips_per_second": taken * config.batch_size * distributed.world() / max(train_seconds, 1e-9),
                "steps": taken}
@@ -752,6 +790,7 @@ def _metadata(config, model, data, classes, mean, std, best, epoch, lr):
             "chips": os.path.abspath(config.chips), "epochs": config.epochs, "best_epoch": epoch,
             "batch_size": config.batch_size, "learning_rate": lr, "loss": config.loss,
             "class_balancing": config.class_balancing, "augment": config.augment,
+            "background_weight": background_weight(data, classes, np.array([c.get("pixel_count", 1) for c in classes])),
             "freeze_encoder": config.freeze_encoder, "pretrained": bool(config.pretrained or config.encoder_weights),
             "time_limit_minutes": config.time_limit, "precision": config.precision,
             "validation_percent": config.validation_percent, "seed": config.seed,
