@@ -176,7 +176,7 @@ def test_every_labelled_class_shows_up_on_sample_polygons(tmp_path, monkeypatch)
     chips = str(tmp_path / "chips")
     export_chips(ExportConfig(input=NC_IMAGE, output=chips, labels=labels, classes=classes, chip_size=64, stride=32))
     res, logs, mapped, valid = _map_shares(tmp_path, chips, "weighted")
-    assert any("sample polygons" in m for m in logs)
+    assert any("sample polygons" in m for m in logs) and 0 < res.background_weight < 0.01
     names = {c["value"]: c["name"] for c in res.classes}
     shares = {names[v]: float(np.mean(mapped[valid] == v)) for v in names}
     assert shares["background"] < 0.5, shares

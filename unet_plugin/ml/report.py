@@ -110,6 +110,9 @@ def write_report(path: str, result, data, config) -> None:
     colors = [c["color"] for c in classes]
     epochs = [r["epoch"] for r in result.history]
     sc = scores(result.confusion)
+    weight = getattr(result, "background_weight", None)
+    sample = ("" if weight is None else f"; sample polygons: background weighted {weight:.4f} (like one average class), "
+              "validation on the held-out polygons only")
     loss_chart = _line_chart({"training loss": (epochs, [r["train_loss"] for r in result.history], "#377eb8"),
                               "validation loss": (epochs, [r["val_loss"] for r in result.history], "#e41a1c")},
                              "Loss per epoch", "loss")
@@ -155,7 +158,7 @@ pixel accuracy <b>{result.accuracy:.3f}</b>. {result.seconds:.0f} s on {html.esc
 <tr><th>bands</th><td>{html.escape(', '.join(b['name'] for b in data.bands))}</td></tr>
 <tr><th>backbone</th><td>{html.escape(config.backbone)}{' (encoder frozen)' if config.freeze_encoder else ''}</td></tr>
 <tr><th>learning rate</th><td>{result.learning_rate:.2e} {'(found by the range test)' if result.lr_curve else '(given)'}</td></tr>
-<tr><th>loss</th><td>{html.escape(config.loss)}{', class balancing' if config.class_balancing else ''}</td></tr>
+<tr><th>loss</th><td>{html.escape(config.loss)}{', class balancing' if config.class_balancing else ''}{sample}</td></tr>
 <tr><th>batch size, epochs</th><td>{config.batch_size}, {config.epochs} (early stopping {config.early_stopping or 'off'}{f", time limit {config.time_limit:g} min" if config.time_limit else ""})</td></tr>
 <tr><th>stopped by</th><td>{html.escape(result.stop_reason or "the last epoch")}</td></tr>
 <tr><th>arithmetic</th><td>{html.escape({"bf16": "bf16 autocast", "fp16": "float16 mixed precision", "fp32": "float32"}.get(result.precision, result.precision))}</td></tr>

@@ -81,6 +81,7 @@ class TrainResult:
     onnx_path: str | None = None
     precision: str = "fp32"
     stop_reason: str = ""
+    background_weight: float | None = None  # sample polygons: the background's loss weight
 
 
 def pick_device(name: str) -> torch.device:
@@ -473,6 +474,7 @@ def train(
             raise UserInputError("BATCH_SIZE", "ran out of memory. Use a smaller BATCH_SIZE, or export smaller chips (CHIP_SIZE).") from None
         raise
     result.lr_curve, result.learning_rate = lr_curve, lr
+    result.background_weight = float(w[0]) if beta is not None else None
     result.seconds = time.time() - t_start
     result.chips_train, result.chips_val = len(train_idx), len(val_idx)
     result.device = str(device)
