@@ -190,3 +190,25 @@ def test_every_labelled_class_shows_up_on_sample_polygons(tmp_path, monkeypatch)
     monkeypatch.setattr(train_mod, "background_weight", lambda *a: None)  # as before: labels taken as they are
     _, logs, mapped, valid = _map_shares(tmp_path, chips, "plain")
     assert np.mean(mapped[valid] == 0) > 0.8  # the blank map the issue reported
+
+
+def test_windows_stay_on_sparse_chips(tmp_path):
+    """Belgian fields: chips only in 16 small labelled windows of a large mosaic. A random shift that
+    would leave most of a window without imagery is not taken (the chip itself is), so steps do not
+    train on empty pixels."""
+    from conftest import export_befl_fields
+
+    chips = export_befl_fields(str(tmp_path / "befl"), stride=32)
+    data, lut, mean, std, val_idx, smp = _sampler(chips, percent=10)
+    img, lab = smp.mosaic[:2]
+    assert (lab != 255).float().mean() < 0.2  # mostly beyond the chips
+    gen = torch.Generator().manual_seed(0)
+    u = torch.rand(400, 3, generator=gen).numpy()
+    a, shifted = smp.covered, 0
+    for j in range(400):
+        p = j % len(smp.chips)
+        r, c, side = smp.cut(p, u[j])
+        inside = a[r + side, c + side] - a[r, c + side] - a[r + side, c] + a[r, c]
+        assert inside >= sampling.MIN_COVERED * side * side
+        shifted += (r, c) != (int(smp.mosaic[2][p]), int(smp.mosaic[3][p]))
+    assert shifted > 100  # still shifted where the chips reach

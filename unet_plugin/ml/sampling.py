@@ -12,7 +12,8 @@ Two things a fixed chip grid does badly with few labels:
   (CLASS_BALANCING stays the user's choice). Where no class is rare, an epoch is a plain shuffle.
 - **Few positions.** 77 chips at stride 128 are 77 windows, seen again and again. With AUGMENT,
   the training chips are laid into one mosaic on their common pixel grid and every draw cuts a
-  window at a random offset from its chip (up to half a chip each way), so the model sees the
+  window at a random offset from its chip (up to half a chip each way; where that reaches beyond
+  the chips with more than a quarter of the window, the chip itself), so the model sees the
   labelled area at every shift; then a random scale (0.8–1.25×, resampled to the chip size), a
   flip/90° rotation, and a small brightness/contrast change per band. Pixels outside every
   training chip and inside validation areas are label 255 in the mosaic, so a window never
@@ -33,6 +34,7 @@ RARE_SHARE = 0.3        # t: classes on fewer chips than this share are drawn mo
 MAX_REPEAT = 10.0       # no chip more than this many times as often as a chip of common classes
 PRESENT_SHARE = 0.005   # a chip holds a class when at least this share of its pixels has it
 SHIFT = 0.5             # random windows: offset up to this share of a chip each way
+MIN_COVERED = 0.75      # a window reaching beyond the chips with more than a quarter of it is not cut
 SCALES = (0.8, 1.25)    # random scale range
 GAIN, OFFSET = 0.1, 0.1  # colour jitter: gain 1 ± GAIN, offset ± OFFSET standard deviations, per band
 MOSAIC_BUDGET = 1024**3  # bytes: beyond this, windows stay the exported chips
@@ -142,6 +144,8 @@ class Sampler:
             new = ~seen[r:r + s, c:c + s]
             img[:, r:r + s, c:c + s][:, new] = x[i][:, new]
             seen[r:r + s, c:c + s] = True
+        # summed-area table of the pixels some chip covers: how much of a window holds imagery, in O(1)
+        self.covered = np.pad(seen.numpy().astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
         return img, lab, rows, cols
 
     def _windows(self, positions, gen):
@@ -169,7 +173,12 @@ class Sampler:
         side = min(max(8, int(round(s * math.exp(lo + u[0] * (hi - lo))))), h, w)
         r0 = int(round(rows[p] + (s - side) / 2 + (2 * u[1] - 1) * SHIFT * s))
         c0 = int(round(cols[p] + (s - side) / 2 + (2 * u[2] - 1) * SHIFT * s))
-        return min(max(r0, 0), h - side), min(max(c0, 0), w - side), side
+        r0, c0 = min(max(r0, 0), h - side), min(max(c0, 0), w - side)
+        a = self.covered
+        inside = a[r0 + side, c0 + side] - a[r0, c0 + side] - a[r0 + side, c0] + a[r0, c0]
+        if inside < MIN_COVERED * side * side:  # mostly beyond the chips (sparse labels): the chip itself
+            return int(rows[p]), int(cols[p]), s
+        return r0, c0, side
 
 
 def flip_rotate(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
