@@ -142,10 +142,14 @@ Labels sind Klassenpolygone (mit einem Klassenfeld aus Codes 1–254 oder Klasse
     <message>
       <source>Trains a U-Net with a ResNet encoder on a chip folder from Export Training Chips (or an Esri 'Classified Tiles' folder) and saves one model file (.pt) for Classify Raster.
 
-A share of the chips, in spatial blocks apart from the training chips, is held out for validation. Each epoch logs the losses, accuracy and per-class IoU; the saved model is the epoch with the best validation mean IoU. Learning rate 0 finds a rate automatically. Canceling keeps the best model so far. The optional HTML report shows the curves, per-class scores, the confusion matrix and example predictions.</source>
+A share of the chips, in spatial blocks apart from the training chips, is held out for validation. Each epoch logs the losses, accuracy and per-class IoU; the saved model is the epoch with the best validation mean IoU. Learning rate 0 finds a rate automatically. Canceling keeps the best model so far. The optional HTML report shows the curves, per-class scores, the confusion matrix and example predictions.
+
+Polygons of several classes on a small share of the area, exported with UNLABELED=background and no MASK, are taken as samples: the land around them is labelled background although it holds the same classes, so background counts like one average class and validation scores the held-out polygons only (the log says so).</source>
       <translation>Trainiert ein U-Net mit ResNet-Encoder auf einem Chip-Ordner aus „Trainingschips exportieren“ (oder einem Esri-Ordner „Classified Tiles“) und speichert eine Modelldatei (.pt) für „Raster klassifizieren“.
 
-Ein Teil der Chips wird in räumlichen Blöcken, getrennt von den Trainingschips, zur Validierung zurückgehalten. Jede Epoche protokolliert die Verluste, die Genauigkeit und den IoU je Klasse; gespeichert wird die Epoche mit dem besten mittleren Validierungs-IoU. Lernrate 0 findet eine Rate automatisch. Ein Abbruch behält das bisher beste Modell. Der optionale HTML-Bericht zeigt die Kurven, die Werte je Klasse, die Konfusionsmatrix und Beispielvorhersagen.</translation>
+Ein Teil der Chips wird in räumlichen Blöcken, getrennt von den Trainingschips, zur Validierung zurückgehalten. Jede Epoche protokolliert die Verluste, die Genauigkeit und den IoU je Klasse; gespeichert wird die Epoche mit dem besten mittleren Validierungs-IoU. Lernrate 0 findet eine Rate automatisch. Ein Abbruch behält das bisher beste Modell. Der optionale HTML-Bericht zeigt die Kurven, die Werte je Klasse, die Konfusionsmatrix und Beispielvorhersagen.
+
+Polygone mehrerer Klassen auf einem kleinen Teil der Fläche, exportiert mit UNLABELED=background und ohne Maske, gelten als Stichproben: Das Land um sie herum ist als Hintergrund gelabelt, obwohl es dieselben Klassen enthält. Daher zählt der Hintergrund wie eine durchschnittliche Klasse, und die Validierung bewertet nur die zurückgehaltenen Polygone (das Protokoll sagt es).</translation>
     </message>
     <message>
       <source>Classify Raster</source>

@@ -15,7 +15,7 @@ echo ">> 1/3 Export Training Chips (64 px chips, stride 32, labels from strata.t
 "$QP" run unet:exporttrainingchips -- INPUT="$DATA/nc_lsat7_2000_6band.tif" LABEL_RASTER="$DATA/strata.tif" \
   CHIP_SIZE=64 STRIDE=32 OUTPUT="$OUT/chips" FOOTPRINTS="$OUT/chip_footprints.gpkg"
 echo ">> 2/3 Train U-Net (the defaults, for $MINUTES minutes; no download: ImageNet weights off)"
-"$QP" run unet:trainunet -- CHIPS="$OUT/chips" PRETRAINED=false TIME_LIMIT="$MINUTES" EPOCHS=200 EARLY_STOPPING=0 \
+"$QP" run unet:trainunet -- CHIPS="$OUT/chips" PRETRAINED=false TIME_LIMIT="$MINUTES" \
   OUTPUT_MODEL="$OUT/model.pt" OUTPUT_REPORT="$OUT/report.html" | tee "$OUT/train.log"
 echo ">> 3/3 Classify Raster"
 "$QP" run unet:classifyraster -- INPUT="$DATA/nc_lsat7_2000_6band.tif" MODEL="$OUT/model.pt" \

@@ -117,6 +117,19 @@ MUTATIONS = [
     Mutation("the other processes' rows are not merged", "unet_plugin/ml/predict.py",
              "            _merge_parts(config, rows, window.height, distributed.world())", "            pass",
              ("tests/test_cli.py",)),
+    # issue 15: what training steps see
+    Mutation("the mosaic puts each chip one row too low", "unet_plugin/ml/sampling.py",
+             "            r, c = rows[i], cols[i]\n", "            r, c = rows[i] + 1, cols[i]\n",
+             ("tests/test_sampling.py",)),
+    Mutation("windows are cut wherever the shift lands, also off the chips", "unet_plugin/ml/sampling.py",
+             "        if inside < MIN_COVERED * side * side:", "        if False:",
+             ("tests/test_sampling.py",)),
+    Mutation("rare classes get their plain inverse share, not its square root", "unet_plugin/ml/sampling.py",
+             "np.sqrt(RARE_SHARE / np.maximum(share, 1e-12))", "RARE_SHARE / np.maximum(share, 1e-12)",
+             ("tests/test_sampling.py",)),
+    Mutation("sample-polygon weighting also where a MASK says the labels are complete", "unet_plugin/ml/train.py",
+             'data.unlabeled != "background" or data.masked:', 'data.unlabeled != "background":',
+             ("tests/test_sampling.py",)),
 ]
 
 

@@ -128,7 +128,10 @@ TRAIN = Algorithm(
        "A share of the chips, in spatial blocks apart from the training chips, is held out for validation. "
        "Each epoch logs the losses, accuracy and per-class IoU; the saved model is the epoch with the best "
        "validation mean IoU. Learning rate 0 finds a rate automatically. Canceling keeps the best model so far. "
-       "The optional HTML report shows the curves, per-class scores, the confusion matrix and example predictions."),
+       "The optional HTML report shows the curves, per-class scores, the confusion matrix and example predictions.\n\n"
+       "Polygons of several classes on a small share of the area, exported with UNLABELED=background and no MASK, are "
+       "taken as samples: the land around them is labelled background although it holds the same classes, so "
+       "background counts like one average class and validation scores the held-out polygons only (the log says so)."),
     (
         _p("CHIPS", "folder", N_("Chip folder"), N_("A folder written by Export Training Chips, or an Esri 'Classified Tiles' folder.")),
         _p("BACKBONE", "enum", N_("Backbone"), N_("The ResNet encoder. Larger ones are more accurate and slower."), "resnet34", options=BACKBONES),
