@@ -160,8 +160,8 @@ TRAIN = Algorithm(
            N_("Weight classes by inverse frequency (square root, at most 10× the median class), so rare classes count more."),
            False, advanced=True),
         _p("AUGMENT", "bool", N_("Augment (windows, flips, rotations)"),
-           N_("Cut training windows at random shifts (up to half a chip) and scales (0.8–1.25×) from the mosaic of the "
-              "training chips, flip and rotate them by 90°, and vary brightness and contrast slightly."), True,
+           N_("Cut training windows at random shifts (up to half a chip) from the mosaic of the training chips, flip and "
+              "rotate them by 90°, and vary brightness and contrast slightly."), True,
            advanced=True),
         _p("FREEZE_ENCODER", "bool", N_("Freeze encoder"), N_("Train the decoder only (faster, for small data sets)."), False, advanced=True),
         _p("DEVICE", "enum", N_("Device"), N_("auto: a CUDA GPU when present, else the CPU."), "auto", options=DEVICES, advanced=True),
