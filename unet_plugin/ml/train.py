@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from osgeo import gdal
 
+from ..core.chips import BACKGROUND_WARNING_SHARE
 from ..core.dataset import ChipDataset, load_chip_dataset, spatial_split, validation_mask
 from ..core.errors import Canceled, UserInputError
 from ..core.metrics import scores
@@ -176,7 +177,7 @@ def balancing_weights(counts: np.ndarray, cap: float = 10.0) -> np.ndarray:
     return w
 
 
-SAMPLE_BACKGROUND_SHARE = 0.9  # as the export's warning (chips.BACKGROUND_WARNING_SHARE)
+SAMPLE_BACKGROUND_SHARE = BACKGROUND_WARNING_SHARE  # the share above which the export warns
 
 
 def background_weight(data: ChipDataset, classes: list[dict], counts: np.ndarray) -> float | None:
