@@ -11,7 +11,7 @@ from osgeo import gdal
 
 from conftest import NC_IMAGE, NC_STRATA
 from unet_segmentation.unet_plugin.core.chips import ExportConfig, export_chips
-from unet_segmentation.unet_plugin.core.dataset import load_chip_dataset, spatial_split
+from unet_segmentation.unet_plugin.core.dataset import class_training_shares, load_chip_dataset, spatial_split
 from unet_segmentation.unet_plugin.core.errors import Canceled, UserInputError
 from unet_segmentation.unet_plugin.ml import train as train_mod
 from unet_segmentation.unet_plugin.ml.modelfile import read_model_file
@@ -141,6 +141,26 @@ def test_split_keeps_every_chip_when_chips_overlap_heavily(tmp_path):
         assert n * percent / 100 <= len(val_idx) <= 1.5 * n * percent / 100
         if percent == 10:
             _assert_no_leak(data, train_idx, val_idx, overlaps)
+
+
+def test_split_keeps_rare_classes_for_training(tmp_path):
+    """NC's water lies mostly in one lake: blocks that take the lake left training with 1 % of the
+    water (seed 1, 20 %) when the split looked at pixels only. Knowing the chips' classes, every
+    class keeps at least about half of its pixels for training, and no validation pixel trains."""
+    out = str(tmp_path / "dense")
+    export_chips(ExportConfig(input=NC_IMAGE, output=out, label_raster=NC_STRATA, chip_size=64, stride=16))
+    data = load_chip_dataset(out)
+    assert data.label_shares and set(data.label_shares[0]) <= {1, 2, 3, 4, 5, 6, 7, 255}
+    blind = min(class_training_shares(data.bounds, data.label_shares, *spatial_split(data.bounds, 20, 1)[::2]).values())
+    assert blind < 0.1  # the lake in validation
+    for seed, percent in ((1, 10), (1, 20), (42, 20)):
+        train_idx, val_idx, overlaps = spatial_split(data.bounds, percent, seed, data.label_shares)
+        kept = class_training_shares(data.bounds, data.label_shares, train_idx, overlaps)
+        assert min(kept.values()) > 0.45, (seed, percent, kept)
+        assert len(train_idx) + len(val_idx) == len(data)
+        assert 0.75 * len(data) * percent / 100 <= len(val_idx) <= 1.5 * len(data) * percent / 100
+    assert spatial_split(data.bounds, 20, 42, data.label_shares) == (train_idx, val_idx, overlaps)  # reproducible
+    _assert_no_leak(data, train_idx, val_idx, overlaps)
 
 
 def test_esri_classified_tiles_folder_trains(small_chips, tmp_path):

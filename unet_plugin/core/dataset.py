@@ -43,6 +43,7 @@ class ChipDataset:
     label_source: str = ""         # "polygons" or "raster" (ours since 0.4.0); "" unknown
     unlabeled: str = ""            # what the export made of pixels outside every polygon
     masked: bool = False           # exported with a MASK of the completely labelled areas
+    label_shares: list | None = None  # per chip {label value: share of its pixels}, where known
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -94,6 +95,8 @@ def _load_ours(folder: str, parameter: str) -> ChipDataset:
         crs=meta.get("crs", ""), pixel_size=meta.get("pixel_size", [1.0, 1.0]),
         data_type=meta.get("data_type", "Float32"), nodata=meta.get("nodata", []),
         label_source=meta.get("label_source", ""), unlabeled=meta.get("unlabeled", ""), masked=bool(meta.get("mask", False)),
+        label_shares=[{int(v): float(f) for v, f in c["label_shares"].items()} for c in chips]
+        if all("label_shares" in c for c in chips) else None,
     )
 
 
@@ -168,6 +171,7 @@ def _load_esri(folder: str, parameter: str) -> ChipDataset:
     # statistics over valid pixels of the chips themselves (a sample of at most ~200), class counts over all labels
     count, total, totalsq = np.zeros(n_bands), np.zeros(n_bands), np.zeros(n_bands)
     hist = np.zeros(256, dtype=np.int64)
+    shares: list[dict] = []
     step = max(1, len(pairs) // 200)
     georeferenced = True
     for i, (img, lbl) in enumerate(pairs):
@@ -180,7 +184,9 @@ def _load_esri(folder: str, parameter: str) -> ChipDataset:
                 count[b] += v.size
                 total[b] += v.sum()
                 totalsq[b] += np.square(v).sum()
-        hist += np.bincount(gdal.Open(lbl).ReadAsArray().ravel().astype(np.int64).clip(0, 255), minlength=256)
+        chip_hist = np.bincount(gdal.Open(lbl).ReadAsArray().ravel().astype(np.int64).clip(0, 255), minlength=256)
+        hist += chip_hist
+        shares.append({int(v): float(chip_hist[v]) / max(chip_hist.sum(), 1) for v in np.nonzero(chip_hist)[0]})
     mean = total / np.maximum(count, 1)
     std = np.sqrt(np.maximum(totalsq / np.maximum(count, 1) - mean**2, 0))
     known = {c["value"] for c in classes}
@@ -208,7 +214,7 @@ def _load_esri(folder: str, parameter: str) -> ChipDataset:
         bands=[{"index": i + 1, "name": f"Band {i + 1}"} for i in range(n_bands)],
         chip_size=first.RasterXSize, crs=first.GetProjection(),
         pixel_size=[abs(gt[1]), abs(gt[5])] if georeferenced else [],
-        data_type=gdal.GetDataTypeName(band0.DataType), nodata=nodata, georeferenced=georeferenced,
+        data_type=gdal.GetDataTypeName(band0.DataType), nodata=nodata, georeferenced=georeferenced, label_shares=shares,
     )
 
 
@@ -230,9 +236,12 @@ def _check_agreement(data: ChipDataset, parameter: str) -> None:
 
 
 BLOCK_SIZES = (2, 3, 4, 6, 8, 12, 16)  # validation block sides tried, in chips
+SPLIT_ORDERS = 8  # with the chips' classes known: random orders of the blocks tried per block size,
+SPLIT_BUDGET = 10000  # fewer where chips × orders would pass this (10,000 chips: 1 order, about 1.5 s)
 
 
-def spatial_split(bounds: list[tuple], percent: float, seed: int) -> tuple[list[int], list[int], dict]:
+def spatial_split(bounds: list[tuple], percent: float, seed: int, shares: list[dict] | None = None
+                  ) -> tuple[list[int], list[int], dict]:
     """Hold out about ``percent`` % of the chips as validation *areas*, apart from training.
 
     Chips are grouped by their centres into square blocks; whole blocks are taken (reproducibly
@@ -243,6 +252,13 @@ def spatial_split(bounds: list[tuple], percent: float, seed: int) -> tuple[list[
     the split that keeps the most training pixels wins, among those holding out at most 1.5× the
     share asked (ties go to the smaller blocks, tried first). Blocks stay scattered at random:
     one compact patch would validate on one corner of the area only.
+
+    ``shares`` (per chip, label value → share of its pixels) makes the split look after every
+    class: a rare class often lives in one place (the one lake of the NC scene), and blocks that
+    happen to take that place leave training without it. Several block orders are then tried
+    per size, and a split where each class keeps at least ``1 − 1.5 × percent`` of its pixels for
+    training (or, where none does, the one whose worst-off class keeps the most) goes before one
+    that keeps more pixels in all.
 
     Returns:
         ``(train, validation, overlaps)``: chip indices, and for each training chip that overlaps
@@ -257,18 +273,71 @@ def spatial_split(bounds: list[tuple], percent: float, seed: int) -> tuple[list[
     cx = (b[:, 0] + b[:, 2]) / 2 - b[:, 0].min()
     cy = b[:, 3].max() - (b[:, 1] + b[:, 3]) / 2
     target = max(1, round(n * percent / 100))
+    classes = _class_matrix(shares, n)
+    floor = 1.0 - 1.5 * percent / 100  # each class keeps at least this share of its pixels: enough
     best = None
     for m in BLOCK_SIZES:
         bx, by = np.floor(cx / (m * chip)).astype(np.int64), np.floor(cy / (m * chip)).astype(np.int64)
         blocks: dict[tuple, list[int]] = {}
         for i, key in enumerate(zip(bx.tolist(), by.tolist())):
             blocks.setdefault(key, []).append(i)
-        keys = sorted(blocks)
-        random.Random(seed).shuffle(keys)
-        best = _better(best, _split_by_blocks(b, blocks, keys, target), target)
+        for r in range(min(SPLIT_ORDERS, max(1, SPLIT_BUDGET // n)) if classes is not None else 1):
+            keys = sorted(blocks)
+            random.Random(seed if r == 0 else f"{seed}/{r}").shuffle(keys)
+            split = _split_by_blocks(b, blocks, keys, target)
+            best = max(best or split, split, key=lambda s: _rank(s, target, classes, floor))
         if len(blocks) <= 2:  # larger blocks cannot do better
             break
     return best[:3]
+
+
+def _class_matrix(shares: list[dict] | None, n: int) -> np.ndarray | None:
+    """chips × classes pixel shares (label 255, unknown, left out), or None without them."""
+    if not shares or len(shares) != n:
+        return None
+    values = sorted({int(v) for s in shares for v in s} - {IGNORE})
+    if len(values) < 2:
+        return None
+    col = {v: j for j, v in enumerate(values)}
+    m = np.zeros((n, len(values)))
+    for i, s in enumerate(shares):
+        for v, f in s.items():
+            if int(v) in col:
+                m[i, col[int(v)]] = f
+    return m
+
+
+def _rank(split, target: int, classes: np.ndarray | None, floor: float) -> tuple:
+    """Order of preference between splits: at most 1.5× the validation share asked (none within:
+    the one closest to it); then the share of its pixels the worst-off class keeps for training,
+    up to ``floor``; then the training pixels kept in all (``split[3]``: per chip, the share that
+    trains)."""
+    kept = split[3]
+    if len(split[1]) > 1.5 * target:
+        return (False, 0.0, -len(split[1]))
+    worst = 1.0
+    if classes is not None:
+        total = classes.sum(0)
+        worst = float(np.min((kept @ classes)[total > 0] / total[total > 0]))
+    return (True, round(min(worst, floor), 3), float(kept.sum()))
+
+
+def class_training_shares(bounds: list[tuple], shares: list[dict] | None, train: list[int], overlaps: dict) -> dict:
+    """Per label value (255 left out), the share of its chip pixels that trains after a split
+    (chips overlapping validation areas count with their pixels outside them); {} where the
+    chips' classes are not known."""
+    if not shares or len(shares) != len(bounds):
+        return {}
+    values = sorted({int(v) for s in shares for v in s} - {IGNORE})
+    m = _class_matrix(shares, len(bounds))
+    if m is None:
+        return {}
+    kept = np.zeros(len(bounds))
+    kept[list(train)] = 1.0
+    for i, vb in overlaps.items():
+        kept[i] = 1.0 - validation_mask(tuple(bounds[i]), vb, 16, 16).mean()
+    total = m.sum(0)
+    return {v: float(k / t) for v, k, t in zip(values, kept @ m, total) if t > 0}
 
 
 def validation_mask(chip: tuple, others: list[tuple], height: int, width: int) -> np.ndarray:
@@ -287,19 +356,9 @@ def validation_mask(chip: tuple, others: list[tuple], height: int, width: int) -
     return mask
 
 
-def _better(best, candidate, target: int):
-    """The split keeping more training pixels, among those holding out at most 1.5× the share asked
-    (blocks larger than that share leave none: then the one holding out the fewest chips)."""
-    def rank(split):
-        within = len(split[1]) <= 1.5 * target
-        # none within: the one closest to the share asked
-        return (within, split[3] if within else -len(split[1]), -len(split[1]))
-    return candidate if best is None or rank(candidate) > rank(best) else best
-
-
 def _split_by_blocks(b: np.ndarray, blocks: dict, order: list, target: int):
     """Validation: the blocks in ``order`` until ``target`` chips; training: every other chip, with
-    the validation chips it overlaps. Also returns the training pixels kept, in chips."""
+    the validation chips it overlaps. Also returns, per chip, the share of its pixels that trains."""
     val_keys, count = set(), 0
     for k in order:
         if count >= target:
@@ -309,7 +368,7 @@ def _split_by_blocks(b: np.ndarray, blocks: dict, order: list, target: int):
     # a chip can only overlap chips whose centres lie within one chip of its own: the blocks
     # (at least two chips wide) around its own
     val_bounds = {k: b[blocks[k]] for k in val_keys}
-    train, overlaps, kept = [], {}, 0.0
+    train, overlaps, kept = [], {}, np.zeros(len(b))
     for k, members in blocks.items():
         if k in val_keys:
             continue
@@ -317,7 +376,7 @@ def _split_by_blocks(b: np.ndarray, blocks: dict, order: list, target: int):
                 if (k[0] + dx, k[1] + dy) in val_bounds]
         train.extend(members)
         if not near:
-            kept += len(members)
+            kept[members] = 1.0
             continue
         vb = np.concatenate(near)
         for i in members:
@@ -325,7 +384,7 @@ def _split_by_blocks(b: np.ndarray, blocks: dict, order: list, target: int):
             hit = vb[(vb[:, 0] < x1) & (vb[:, 2] > x0) & (vb[:, 1] < y1) & (vb[:, 3] > y0)]
             if len(hit):
                 overlaps[i] = [tuple(map(float, h)) for h in hit]
-                kept += 1.0 - validation_mask(tuple(b[i]), overlaps[i], 16, 16).mean()
+                kept[i] = 1.0 - validation_mask(tuple(b[i]), overlaps[i], 16, 16).mean()
             else:
-                kept += 1
+                kept[i] = 1.0
     return sorted(train), sorted(i for k in val_keys for i in blocks[k]), overlaps, kept

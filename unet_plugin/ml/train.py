@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from osgeo import gdal
 
 from ..core.chips import BACKGROUND_WARNING_SHARE
-from ..core.dataset import ChipDataset, load_chip_dataset, spatial_split, validation_mask
+from ..core.dataset import ChipDataset, class_training_shares, load_chip_dataset, spatial_split, validation_mask
 from ..core.errors import Canceled, UserInputError
 from ..core.metrics import scores
 from .. import params
@@ -372,7 +372,7 @@ def train(
     mean = np.array([s["mean"] for s in data.statistics], dtype=np.float64)
     std = np.array([max(s["std"], 1e-6) for s in data.statistics], dtype=np.float64)
 
-    train_idx, val_idx, overlaps = spatial_split(data.bounds, config.validation_percent, config.seed)
+    train_idx, val_idx, overlaps = spatial_split(data.bounds, config.validation_percent, config.seed, data.label_shares)
     if config.validation_percent > 0 and (not val_idx or not train_idx):
         raise UserInputError(
             "VALIDATION_PERCENT",
@@ -394,9 +394,14 @@ def train(
     if not data.georeferenced:
         log("The chips carry no georeferencing (no world files): validation takes runs of consecutive chips in "
             "map.txt order, which keeps validation apart from training only as far as that order follows the ground.")
+    kept = class_training_shares(data.bounds, data.label_shares, train_idx, overlaps) if val_idx else {}
+    names = {int(c["value"]): c["name"] for c in classes}
+    kept = {names[v]: f for v, f in kept.items() if v in names}
     log(f"Spatial split: {len(train_idx)} training chips, {len(val_idx)} validation chips"
         + (f"; {len(overlaps)} training chips overlap validation areas and train on their pixels outside them"
-           if overlaps else "") + ".")
+           if overlaps else "") + "."
+        + (" Share of each class's labelled pixels left for training: "
+           + ", ".join(f"{n} {100 * f:.0f} %" for n, f in kept.items()) + "." if kept else ""))
 
     torch.manual_seed(config.seed)
     np.random.seed(config.seed % 2**32)
