@@ -400,8 +400,8 @@ Schreibt eine Tabelle mit Referenz- und kartierten Pixeln, Herstellergenauigkeit
       <translation>Augmentieren (Ausschnitte, Spiegelungen, Drehungen)</translation>
     </message>
     <message>
-      <source>Cut training windows at random shifts (up to half a chip) from the mosaic of the training chips, flip and rotate them by 90°, and vary brightness and contrast slightly.</source>
-      <translation>Trainingsausschnitte mit zufälliger Verschiebung (bis zu einem halben Chip) aus dem Mosaik der Trainingschips schneiden, um 90° spiegeln und drehen und Helligkeit und Kontrast leicht variieren.</translation>
+      <source>Cut training windows at random shifts (up to half a chip) from the mosaic of the training chips, flip and rotate them by 90°, and vary brightness and contrast per band (gain ±25 %, offset ±0.5 standard deviations).</source>
+      <translation>Trainingsausschnitte mit zufälliger Verschiebung (bis zu einem halben Chip) aus dem Mosaik der Trainingschips schneiden, um 90° spiegeln und drehen und Helligkeit und Kontrast je Kanal variieren (Verstärkung ±25 %, Versatz ±0,5 Standardabweichungen).</translation>
     </message>
     <message>
       <source>Freeze encoder</source>

@@ -130,6 +130,13 @@ MUTATIONS = [
     Mutation("sample-polygon weighting also where a MASK says the labels are complete", "unet_plugin/ml/train.py",
              'data.unlabeled != "background" or data.masked:', 'data.unlabeled != "background":',
              ("tests/test_sampling.py",)),
+    Mutation("the split blind to the chips' classes (the lake goes to validation)", "unet_plugin/core/dataset.py",
+             "classes = _class_matrix(shares, n)", "classes = None",
+             ("tests/test_train.py::test_split_keeps_rare_classes_for_training",)),
+    Mutation("the split's class preference inverted (the worst-off class keeps the least)", "unet_plugin/core/dataset.py",
+             "return (True, round(min(worst, floor), 3), float(kept.sum()))",
+             "return (True, -round(min(worst, floor), 3), float(kept.sum()))",
+             ("tests/test_train.py::test_split_keeps_rare_classes_for_training",)),
 ]
 
 
