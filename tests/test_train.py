@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -182,6 +183,8 @@ def test_report_is_self_contained(small_chips, tmp_path):
     assert html.count("<svg") == 3  # loss, mIoU, learning-rate curves
     assert html.count("data:image/png;base64,") >= 3 and "Confusion matrix" in html
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "") and "https://" not in html
+    # what the split left each class, as the log says it
+    assert re.search(r"left for training: [a-z]+ \d+ %", html)
 
 
 def test_report_examples_show_no_class_where_the_chip_has_no_image(strata_chips):

@@ -111,6 +111,9 @@ def write_report(path: str, result, data, config) -> None:
     epochs = [r["epoch"] for r in result.history]
     sc = scores(result.confusion)
     weight = getattr(result, "background_weight", None)
+    kept = getattr(result, "class_training_shares", None) or {}
+    shares = html.escape("; share of each class's labelled pixels left for training: "
+                         + ", ".join(f"{n} {100 * f:.0f} %" for n, f in kept.items())) if kept else ""
     sample = ("" if weight is None else f"; sample polygons: background weighted {weight:.4f} (like one average class), "
               "validation on the held-out polygons only")
     loss_chart = _line_chart({"training loss": (epochs, [r["train_loss"] for r in result.history], "#377eb8"),
@@ -154,7 +157,7 @@ figure {{ display: inline-block; margin: 4px; text-align: center; }} figcaption 
 pixel accuracy <b>{result.accuracy:.3f}</b>. {result.seconds:.0f} s on {html.escape(result.device)}.</p>
 <h2>Data and settings</h2>
 <table>
-<tr><th>chips</th><td>{html.escape(data.folder)} ({data.kind}); {result.chips_train} training, {result.chips_val} validation, {data.chip_size} px</td></tr>
+<tr><th>chips</th><td>{html.escape(data.folder)} ({data.kind}); {result.chips_train} training, {result.chips_val} validation, {data.chip_size} px{shares}</td></tr>
 <tr><th>bands</th><td>{html.escape(', '.join(b['name'] for b in data.bands))}</td></tr>
 <tr><th>backbone</th><td>{html.escape(config.backbone)}{' (encoder frozen)' if config.freeze_encoder else ''}</td></tr>
 <tr><th>learning rate</th><td>{result.learning_rate:.2e} {'(found by the range test)' if result.lr_curve else '(given)'}</td></tr>

@@ -83,6 +83,7 @@ class TrainResult:
     precision: str = "fp32"
     stop_reason: str = ""
     background_weight: float | None = None  # sample polygons: the background's loss weight
+    class_training_shares: dict = field(default_factory=dict)  # class name → share of its labels that trained
 
 
 def pick_device(name: str) -> torch.device:
@@ -483,6 +484,7 @@ def train(
     result.background_weight = float(w[0]) if beta is not None else None
     result.seconds = time.time() - t_start
     result.chips_train, result.chips_val = len(train_idx), len(val_idx)
+    result.class_training_shares = kept
     result.device = str(device)
     if not distributed.is_main():  # rank 0 writes the model, the report and the ONNX file
         return result
