@@ -273,7 +273,8 @@ def spatial_split(bounds: list[tuple], percent: float, seed: int, shares: list[d
     cx = (b[:, 0] + b[:, 2]) / 2 - b[:, 0].min()
     cy = b[:, 3].max() - (b[:, 1] + b[:, 3]) / 2
     target = max(1, round(n * percent / 100))
-    classes = _class_matrix(shares, n)
+    matrix = _class_matrix(shares, n)
+    classes = matrix[1] if matrix else None
     floor = 1.0 - 1.5 * percent / 100  # each class keeps at least this share of its pixels: enough
     best = None
     for m in BLOCK_SIZES:
@@ -291,8 +292,9 @@ def spatial_split(bounds: list[tuple], percent: float, seed: int, shares: list[d
     return best[:3]
 
 
-def _class_matrix(shares: list[dict] | None, n: int) -> np.ndarray | None:
-    """chips × classes pixel shares (label 255, unknown, left out), or None without them."""
+def _class_matrix(shares: list[dict] | None, n: int) -> tuple[list[int], np.ndarray] | None:
+    """The label values (255, unknown, left out) and the chips × values pixel shares, or None
+    without shares for at least two values."""
     if not shares or len(shares) != n:
         return None
     values = sorted({int(v) for s in shares for v in s} - {IGNORE})
@@ -304,7 +306,7 @@ def _class_matrix(shares: list[dict] | None, n: int) -> np.ndarray | None:
         for v, f in s.items():
             if int(v) in col:
                 m[i, col[int(v)]] = f
-    return m
+    return values, m
 
 
 def _rank(split, target: int, classes: np.ndarray | None, floor: float) -> tuple:
@@ -326,18 +328,21 @@ def class_training_shares(bounds: list[tuple], shares: list[dict] | None, train:
     """Per label value (255 left out), the share of its chip pixels that trains after a split
     (chips overlapping validation areas count with their pixels outside them); {} where the
     chips' classes are not known."""
-    if not shares or len(shares) != len(bounds):
+    matrix = _class_matrix(shares, len(bounds))
+    if matrix is None:
         return {}
-    values = sorted({int(v) for s in shares for v in s} - {IGNORE})
-    m = _class_matrix(shares, len(bounds))
-    if m is None:
-        return {}
+    values, m = matrix
     kept = np.zeros(len(bounds))
     kept[list(train)] = 1.0
     for i, vb in overlaps.items():
-        kept[i] = 1.0 - validation_mask(tuple(bounds[i]), vb, 16, 16).mean()
+        kept[i] = _outside(bounds[i], vb)
     total = m.sum(0)
     return {v: float(k / t) for v, k, t in zip(values, kept @ m, total) if t > 0}
+
+
+def _outside(chip, others: list) -> float:
+    """The share of a chip's pixels outside the ``others`` bounds (on a 16 × 16 sample grid)."""
+    return 1.0 - float(validation_mask(tuple(chip), others, 16, 16).mean())
 
 
 def validation_mask(chip: tuple, others: list[tuple], height: int, width: int) -> np.ndarray:
@@ -384,7 +389,7 @@ def _split_by_blocks(b: np.ndarray, blocks: dict, order: list, target: int):
             hit = vb[(vb[:, 0] < x1) & (vb[:, 2] > x0) & (vb[:, 1] < y1) & (vb[:, 3] > y0)]
             if len(hit):
                 overlaps[i] = [tuple(map(float, h)) for h in hit]
-                kept[i] = 1.0 - validation_mask(tuple(b[i]), overlaps[i], 16, 16).mean()
+                kept[i] = _outside(b[i], overlaps[i])
             else:
                 kept[i] = 1.0
     return sorted(train), sorted(i for k in val_keys for i in blocks[k]), overlaps, kept
