@@ -476,6 +476,10 @@ Schreibt eine Tabelle mit Referenz- und kartierten Pixeln, Herstellergenauigkeit
       <translation>Bilddaten mit den Bändern, mit denen das Modell trainiert wurde, in derselben Reihenfolge.</translation>
     </message>
     <message>
+      <source>The raster's bands to feed the model, in the model's order. Empty: the bands the model was trained on (by number), checked against the model's band names.</source>
+      <translation>Die Bänder des Rasters, die das Modell erhält, in der Reihenfolge des Modells. Leer: die Bänder, mit denen das Modell trainiert wurde (nach Nummer), geprüft an den Bandnamen des Modells.</translation>
+    </message>
+    <message>
       <source>Model</source>
       <translation>Modell</translation>
     </message>

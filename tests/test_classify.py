@@ -241,7 +241,7 @@ def test_bad_inputs(tiny_model, tmp_path):
     fake = tmp_path / "fake.pt"
     fake.write_text("not a model")
     _bad(ClassifyConfig(input=NC_IMAGE, model=str(fake), output=out), "MODEL", "not a U-Net model")
-    _bad(ClassifyConfig(input=BEFL_IMAGE, model=model, output=out), "INPUT", "needs 6 bands")
+    _bad(ClassifyConfig(input=BEFL_IMAGE, model=model, output=out), "BANDS", "takes 6 bands")
     _bad(ClassifyConfig(input=NC_IMAGE, model=model, output=out, extent=(0, 0, 1, 1)), "EXTENT", "does not overlap")
     _bad(ClassifyConfig(input=NC_IMAGE, model=model, output=out, tile_size=100), "TILE_SIZE", "multiple of 32")
     import torch

@@ -151,7 +151,7 @@ def test_batch_dialog_runs_every_row_and_reports_the_failing_one(provider, tiny_
     assert [r["parameters"]["OUTPUT"] for r in finished["results"]] == [rows[0]["OUTPUT"], rows[2]["OUTPUT"]]
     assert len(finished["errors"]) == 1
     message = " ".join(finished["errors"][0]["errors"])
-    assert "INPUT" in message and "6 bands" in message and "Traceback" not in message
+    assert "BANDS" in message and "6 bands" in message and "Traceback" not in message
     assert not os.path.exists(rows[1]["OUTPUT"]) and not os.path.exists(rows[1]["OUTPUT"] + ".partial.tif")
     single = {}
     for i in (0, 2):

@@ -11,6 +11,7 @@ Under ``torchrun`` Train U-Net trains data-parallel and Classify Raster splits t
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
@@ -30,7 +31,6 @@ USAGE = """usage: python -m unet_plugin ALGORITHM KEY=VALUE ...
 Runs the U-Net plugin's algorithms without QGIS, with the keys and values of qgis_process
 (ids with or without "unet:"; --KEY=VALUE also works; --json prints the results as JSON)."""
 
-OGR_TYPES = {"str": "OFTString", "int": "OFTInteger", "int64": "OFTInteger64", "float": "OFTReal"}
 KIND_NAMES = {
     "raster": "raster file", "bands": "band numbers, comma-separated", "polygons": "vector file (path or path|layername=NAME)",
     "field": "field name", "enum": "one of", "extent": "xmin,xmax,ymin,ymax [EPSG:code]", "int": "integer", "float": "number",
@@ -127,6 +127,8 @@ class CommandLineInputs:
                 v = float(text)
             except ValueError:
                 raise UserInputError(key, f"'{text}' is not a number.") from None
+            if not math.isfinite(v):
+                raise UserInputError(key, f"'{text}' is not a finite number.")
             return self._bounded(p, v)
         if p.kind == "bool":
             low = text.lower()
@@ -217,6 +219,8 @@ class CommandLineInputs:
         except ValueError:
             raise UserInputError(key, f"'{text}' is not an extent; write xmin,xmax,ymin,ymax (qgis_process's order), "
                                       "optionally followed by [EPSG:code].") from None
+        if not all(math.isfinite(v) for v in (xmin, xmax, ymin, ymax)):
+            raise UserInputError(key, f"'{text}' has a coordinate that is not a finite number.")
         if xmin >= xmax or ymin >= ymax:
             raise UserInputError(key, "xmin must be below xmax and ymin below ymax (the order is xmin,xmax,ymin,ymax).")
         if crs_text:
@@ -232,39 +236,22 @@ class CommandLineInputs:
 
     def output(self, key: str):
         text = self._text(key)
-        return os.path.abspath(os.path.expanduser(text)) if text else None
+        if not text:
+            return None
+        file, _, options = text.partition("|")
+        return os.path.abspath(os.path.expanduser(file)) + (f"|{options}" if options else "")
+
+    def source(self, key: str):
+        text = self._text(key)
+        if text is None:
+            return None
+        file, _, options = text.partition("|")
+        return os.path.abspath(os.path.expanduser(file)) + (f"|{options}" if options else "")
 
     def write_table(self, key, fields, rows, crs_wkt, polygons):
-        from osgeo import ogr, osr
+        from .core.outputs import write_table
 
-        from .core.paths import check_output_file
-        from .core.regions import vector_driver
-
-        path = self.output(key)
-        check_output_file(path, key)
-        driver = ogr.GetDriverByName(vector_driver(path, key))
-        if os.path.exists(path):
-            driver.DeleteDataSource(path)
-        ds = driver.CreateDataSource(path)
-        srs = None
-        if polygons:
-            srs = osr.SpatialReference()
-            srs.ImportFromWkt(crs_wkt)
-        layer = ds.CreateLayer(os.path.splitext(os.path.basename(path))[0], srs, ogr.wkbPolygon if polygons else ogr.wkbNone)
-        for name, kind in fields:
-            layer.CreateField(ogr.FieldDefn(name, getattr(ogr, OGR_TYPES[kind])))
-        layer.StartTransaction()
-        for wkb, attributes in rows:
-            f = ogr.Feature(layer.GetLayerDefn())
-            for i, v in enumerate(attributes):
-                if v is not None and v == v:
-                    f.SetField(i, v)
-            if wkb is not None:
-                f.SetGeometry(ogr.CreateGeometryFromWkb(wkb))
-            layer.CreateFeature(f)
-        layer.CommitTransaction()
-        ds = None
-        return path
+        return write_table(self.output(key), key, fields, rows, crs_wkt, polygons)
 
 
 class Terminal:
@@ -330,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     term = Terminal(quiet=launched and rank != 0)
     _cancel_on_signals(term)
+    from .core.outputs import quiet_close_errors
+
+    quiet_close_errors()
     try:
         inputs = CommandLineInputs(spec, parse_arguments(spec, argv[1:]))
         if spec.needs_torch:
@@ -348,8 +338,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserInputError as exc:
         print(f"{prefix}Error: " + (f"{exc.parameter}: " if exc.parameter else "") + exc.message, file=sys.stderr)
         return 1
-    except (Canceled, KeyboardInterrupt):
-        print(f"{prefix}Canceled; partial outputs were removed.", file=sys.stderr)
+    except Canceled:
+        print(f"{prefix}Canceled; this run's partial outputs were removed, earlier outputs are untouched.", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(f"{prefix}Stopped; this run's partial outputs were removed, earlier outputs are untouched.", file=sys.stderr)
         return 130
     finally:
         if launched:
@@ -358,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
             distributed.shutdown()
     if term.tty and term.last >= 0 and not term.quiet:
         sys.stderr.write("\n")
+    if term.canceled and not term.quiet:
+        print(f"{prefix}Canceled; what was kept is listed below (training keeps its best epoch's model and report).",
+              file=sys.stderr)
     if not term.quiet:
         if as_json:
             print(json.dumps({"results": outputs}, default=str))
@@ -365,18 +361,31 @@ def main(argv: list[str] | None = None) -> int:
             print("\nResults:")
             for k, v in outputs.items():
                 print(f"{k}:\t{'' if v is None else v}")
-    return 0
+    return 130 if term.canceled else 0
+
+
+#: a second signal this long after the first stops at once (torchrun sends SIGTERM right after Ctrl-C's SIGINT)
+HARD_STOP_AFTER = 2.0
 
 
 def _cancel_on_signals(term: Terminal) -> None:
-    """SIGTERM (torchrun stopping the others when one process fails, a batch system's time limit) cancels
-    like Ctrl-C: partial outputs are removed on the way out."""
+    """Ctrl-C (SIGINT) and SIGTERM (torchrun stopping its processes, a batch system's time limit) are
+    QGIS's Cancel button: the run stops at its next check, training keeps its best epoch's model and
+    writes its report, export and classification remove their partial files. A second signal, later,
+    stops at once (partial files are still removed; earlier outputs stay untouched)."""
+    first = []
+
     def handler(signum, frame):
-        if term.canceled:
+        now = time.monotonic()
+        if not term.canceled:
+            term.canceled = True
+            first.append(now)
+            term.warn("Canceling at the next step… (press Ctrl-C again to stop at once)")
             return
-        term.canceled = True
-        raise KeyboardInterrupt
-    try:
-        signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (embedded use)
-        pass
+        if now - first[0] > HARD_STOP_AFTER:
+            raise KeyboardInterrupt
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, handler)
+        except ValueError:  # not the main thread (embedded use)
+            pass

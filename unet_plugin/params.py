@@ -192,6 +192,9 @@ CLASSIFY = Algorithm(
        "Optionally writes the probability of the chosen class."),
     (
         _p("INPUT", "raster", N_("Input imagery"), N_("Imagery with the bands the model was trained on, in the same order.")),
+        _p("BANDS", "bands", N_("Bands"),
+           N_("The raster's bands to feed the model, in the model's order. Empty: the bands the model was trained on (by "
+              "number), checked against the model's band names."), optional=True, parent="INPUT", advanced=True),
         _p("MODEL", "file", N_("Model"), N_("A model file (.pt) from Train U-Net."), extension="pt"),
         _p("EXTENT", "extent", N_("Extent"), N_("Area to classify. Empty: the whole raster."), optional=True),
         _p("TILE_SIZE", "int", N_("Tile size (pixels)"), N_("Tile width and height, a multiple of 32. 0: the model's chip size."), 0,

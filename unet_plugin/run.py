@@ -47,6 +47,10 @@ class Inputs(Protocol):  # pragma: no cover - an interface
     def extent(self, key: str, crs_wkt: str) -> tuple | None:
         """An extent parameter in ``crs_wkt`` as (xmin, ymin, xmax, ymax); ``None`` when empty."""
 
+    def source(self, key: str) -> str | None:
+        """Where an input parameter (raster, polygons, file, folder) comes from, as a path
+        (``path|layername=NAME`` for a layer of a container), without reading it; ``None`` if empty."""
+
     def output(self, key: str) -> str | None:
         """The path of an output parameter; ``None`` when an optional one is skipped."""
 
@@ -64,6 +68,20 @@ def _null(value):
     return value.value() if hasattr(value, "value") and not isinstance(value, (str, int, float)) else value
 
 
+def polygons_of(inp: Inputs, key: str, crs: str, field: str | None = None) -> list | None:
+    """:meth:`Inputs.polygons`, refusing layers of points or lines (burnt as single pixels, they
+    would train on nothing), e.g. a GeoPackage whose first layer is not the polygons."""
+    from osgeo import ogr
+
+    items = inp.polygons(key, crs, field)
+    for wkb, _ in items or ():
+        kind = ogr.GT_Flatten(ogr.CreateGeometryFromWkb(wkb).GetGeometryType())
+        if kind not in (ogr.wkbPolygon, ogr.wkbMultiPolygon, ogr.wkbCurvePolygon, ogr.wkbMultiSurface):
+            raise UserInputError(key, f"the layer holds {ogr.GeometryTypeToName(kind).lower()}s, not polygons. Choose a "
+                                      "polygon layer (in a GeoPackage of several layers: path.gpkg|layername=NAME).")
+    return items
+
+
 def export_training_chips(inp: Inputs, fb: Feedback) -> dict:
     from .core.chips import ExportConfig, export_chips
     from .core.labels import class_codes, write_polygons
@@ -71,7 +89,7 @@ def export_training_chips(inp: Inputs, fb: Feedback) -> dict:
     source, crs = inp.raster("INPUT")
     label_raster = inp.raster("LABEL_RASTER")
     field = inp.value("CLASS_FIELD") or None
-    labels = inp.polygons("LABELS", crs, field)
+    labels = polygons_of(inp, "LABELS", crs, field)
     if (labels is None) == (label_raster is None):
         raise UserInputError("LABELS", tr("give exactly one label source: class polygons (LABELS) or a classified raster (LABEL_RASTER)."))
     output = inp.output("OUTPUT")
@@ -88,7 +106,7 @@ def export_training_chips(inp: Inputs, fb: Feedback) -> dict:
                 fb.log(tr("{} polygons without a class value were skipped.").format(skipped))
             labels_path = os.path.join(scratch, "labels.gpkg")
             write_polygons(labels_path, crs, ((w, mapping[v]) for (w, _), v in zip(labels, values) if v is not None))
-        mask = inp.polygons("MASK", crs)
+        mask = polygons_of(inp, "MASK", crs)
         if mask is not None:
             mask_path = os.path.join(scratch, "mask.gpkg")
             write_polygons(mask_path, crs, ((w, 1) for w, _ in mask))
@@ -155,7 +173,7 @@ def classify_raster(inp: Inputs, fb: Feedback) -> dict:
         tile_size=inp.value("TILE_SIZE"), overlap=inp.value("OVERLAP"), batch_size=inp.value("BATCH_SIZE"),
         tta=inp.value("TTA"), device=inp.value("DEVICE"), output_confidence=inp.output("OUTPUT_CONFIDENCE"),
         output_probabilities=inp.output("OUTPUT_PROBABILITIES"), min_area=inp.value("MIN_AREA"),
-        precision=inp.value("PRECISION"), output_polygons=inp.output("OUTPUT_POLYGONS"),
+        precision=inp.value("PRECISION"), output_polygons=inp.output("OUTPUT_POLYGONS"), bands=inp.value("BANDS") or None,
     )
     classify(cfg, fb.progress, fb.is_canceled, fb.log, fb.warn)
     return {"OUTPUT": cfg.output, "OUTPUT_CONFIDENCE": cfg.output_confidence,
@@ -168,7 +186,7 @@ def assess_accuracy(inp: Inputs, fb: Feedback) -> dict:
 
     source, crs = inp.raster("INPUT")
     field = inp.value("CLASS_FIELD") or None
-    reference = inp.polygons("REFERENCE", crs, field)
+    reference = polygons_of(inp, "REFERENCE", crs, field)
     reference_raster = inp.raster("REFERENCE_RASTER")
     if (reference is None) == (reference_raster is None):
         raise UserInputError("REFERENCE", tr("give exactly one reference: polygons (REFERENCE) or a classified raster (REFERENCE_RASTER)."))
@@ -198,5 +216,61 @@ def assess_accuracy(inp: Inputs, fb: Feedback) -> dict:
             "OVERALL_ACCURACY": sc["accuracy"], "KAPPA": sc["kappa"], "MEAN_IOU": sc["miou"]}
 
 
-RUNNERS = {"exporttrainingchips": export_training_chips, "trainunet": train_unet,
-           "classifyraster": classify_raster, "assessaccuracy": assess_accuracy}
+#: input kinds that are files or folders an output must not write over
+SOURCE_KINDS = ("raster", "polygons", "file", "folder")
+
+
+def output_file(value) -> str | None:
+    """An output parameter's value as a file path; ``None`` when skipped or not a file (a memory
+    layer, a database table: QGIS writes those)."""
+    if not isinstance(value, str) or not value or value == "TEMPORARY_OUTPUT":
+        return None
+    if value.split(":", 1)[0].lower() in ("memory", "postgres", "postgis", "mssql", "oracle", "spatialite", "ogr", "hana"):
+        return None
+    return value
+
+
+def check_outputs(spec, inp: Inputs) -> None:
+    """Every check of every output, before any work: no output writes over an input or another
+    output, each can be written (folder, permission), in a format that keeps it; partial files of
+    killed runs beside them are removed."""
+    from .core.outputs import check_aliases, remove_leftovers, remove_partial_layers, split_layer
+    from .core.paths import check_output_file, check_output_format
+
+    inputs = {p.key: inp.source(p.key) for p in spec.params if p.kind in SOURCE_KINDS}
+    outputs = {p.key: output_file(inp.output(p.key)) for p in spec.params if p.is_output}
+    check_aliases(inputs, outputs)
+    for p in spec.params:
+        path = outputs.get(p.key)
+        if not path:
+            continue
+        file = split_layer(path)[0]
+        if p.kind == "folder_out":
+            if os.path.exists(file) and not os.path.isdir(file):
+                raise UserInputError(p.key, f"'{file}' is a file, not a folder; choose a folder.")
+            parent = os.path.dirname(os.path.abspath(file))
+            remove_leftovers(parent)
+            if os.path.isdir(file):
+                remove_leftovers(file)
+            continue
+        check_output_file(file, p.key)
+        check_output_format(path, p.key, p.kind)
+        remove_leftovers(os.path.dirname(os.path.abspath(file)))
+        if os.path.exists(file) and os.path.splitext(file)[1].lower() == ".gpkg":
+            remove_partial_layers(file)
+
+
+def _checked(spec_id: str, runner):
+    def run(inp: Inputs, fb: Feedback) -> dict:
+        from . import params as P
+
+        check_outputs(P.ALGORITHMS[spec_id], inp)
+        return runner(inp, fb)
+    run.__name__ = runner.__name__
+    run.__doc__ = runner.__doc__
+    return run
+
+
+RUNNERS = {name: _checked(name, fn) for name, fn in (
+    ("exporttrainingchips", export_training_chips), ("trainunet", train_unet),
+    ("classifyraster", classify_raster), ("assessaccuracy", assess_accuracy))}

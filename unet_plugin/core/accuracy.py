@@ -265,7 +265,6 @@ the share of the pixels mapped as a class that are that class (precision).</p>
 {confusion_html(result.confusion[np.ix_(shown, shown)], names, colors)}
 </body></html>
 """
-    tmp = path + ".partial"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(doc)
-    os.replace(tmp, path)
+    from .outputs import write_text
+
+    write_text(path, "OUTPUT_REPORT", doc)

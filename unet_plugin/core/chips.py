@@ -11,7 +11,6 @@ import json
 import os
 import queue
 import shutil
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from typing import Callable
@@ -21,6 +20,7 @@ from osgeo import gdal
 
 from . import labels as lab
 from .errors import Canceled, UserInputError
+from .outputs import apply_umask, close_raster, partial_path, write_error
 from .raster import (
     check_bands, extent_window, gdal_cache_budget, open_raster, raster_info, read_window,
     window_bounds, window_geotransform,
@@ -140,6 +140,12 @@ def validate(config: ExportConfig) -> None:
 
 def check_output_folder(output: str, source: str) -> None:
     """Refuse to mix data sets: OUTPUT must be new, empty, or an earlier export of the same raster."""
+    replaced = output.rstrip("/\\") + ".replaced"  # left by versions before 0.4.2 killed while replacing
+    if os.path.isdir(replaced):
+        if os.path.exists(output):
+            shutil.rmtree(replaced, ignore_errors=True)
+        else:
+            os.replace(replaced, output)
     if not os.path.exists(output):
         return
     if not os.path.isdir(output):
@@ -175,7 +181,10 @@ def _chip_writer(path: str, data: np.ndarray, gt: tuple, wkt: str, gdal_type: in
         if nodata[i] is not None:
             band.SetNoDataValue(nodata[i])
         band.WriteArray(data[i])
+    close_raster(ds, "OUTPUT", path)  # a full disk is an error here, not "Exception ignored" at close
     ds = None
+    if os.path.getsize(path) < data.nbytes:  # uncompressed: a shorter file lost blocks (a size-limited file system)
+        raise OSError(28, "No space left on device", path)
 
 
 class _ChipWriter:
@@ -269,6 +278,11 @@ def _export(config: ExportConfig, progress, is_canceled, log, warn=None) -> Expo
     bands = check_bands(config.bands, info.band_count)
     window = extent_window(info, config.extent)
     size = config.chip_size
+    if window.width < 32 or window.height < 32:
+        raise UserInputError(
+            "EXTENT" if config.extent else "INPUT",
+            f"the area to cut is {window.width}×{window.height} px, smaller than the smallest chip (32×32 px). Use a "
+            "larger raster" + (" or a larger EXTENT." if config.extent else " or a raster with a finer pixel size."))
     if size > window.width or size > window.height:
         raise UserInputError(
             "CHIP_SIZE",
@@ -286,11 +300,23 @@ def _export(config: ExportConfig, progress, is_canceled, log, warn=None) -> Expo
     nodata = [info.nodata[b - 1] for b in bands]
 
     parent = os.path.dirname(os.path.abspath(config.output)) or "."
-    os.makedirs(parent, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=".chips-partial-", dir=parent)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        work = partial_path(config.output)
+        os.makedirs(work)
+    except OSError as exc:
+        raise write_error("OUTPUT", config.output, exc) from None
     try:
         result = _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodata, work, progress, is_canceled, log, warn)
         _move_into_place(work, config.output)
+    except OSError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        raise write_error("OUTPUT", config.output, exc) from None
+    except RuntimeError as exc:  # GDAL: a write error of a chip
+        shutil.rmtree(work, ignore_errors=True)
+        if "write" in str(exc).lower() or "space" in str(exc).lower():
+            raise write_error("OUTPUT", config.output, exc) from None
+        raise
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -298,18 +324,47 @@ def _export(config: ExportConfig, progress, is_canceled, log, warn=None) -> Expo
     return result
 
 
+#: what an export writes besides the chips; with the chips' files, the export's own (its manifest)
+EXPORT_FILES = ("dataset.json", "map.txt", "esri_model_definition.emd", "esri_accumulated_stats.json", "stats.txt")
+
+
+def owned_files(output: str) -> list[str]:
+    """The files (relative paths) an earlier export wrote into ``output``: its manifest in
+    dataset.json, or for exports before 0.4.2 the chips it lists and the files every export writes."""
+    try:
+        with open(os.path.join(output, "dataset.json"), encoding="utf-8") as f:
+            meta = json.load(f)
+    except (OSError, ValueError):
+        return [f for f in EXPORT_FILES if os.path.exists(os.path.join(output, f))]
+    if isinstance(meta.get("files"), list):
+        return [str(f) for f in meta["files"]] + ["dataset.json"]
+    chips = [c.get("id") for c in meta.get("chips", []) if isinstance(c, dict)]
+    return ([os.path.join(sub, f"{c}.tif") for c in chips if c for sub in ("images", "labels")]
+            + [f for f in EXPORT_FILES if os.path.exists(os.path.join(output, f))])
+
+
 def _move_into_place(work: str, output: str) -> None:
-    scratch = os.path.join(work, ".scratch")
-    shutil.rmtree(scratch, ignore_errors=True)
-    if os.path.isdir(output) and os.listdir(output):
-        old = output.rstrip("/\\") + ".replaced"
-        os.replace(output, old)
-        os.replace(work, output)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
+    """The finished export in ``work`` becomes ``output``; an earlier export there is replaced file
+    by file — exactly the files it wrote (its manifest); anything else in the folder stays."""
+    shutil.rmtree(os.path.join(work, ".scratch"), ignore_errors=True)
+    apply_umask(work)
+    if not os.path.isdir(output) or not os.listdir(output):
         if os.path.isdir(output):
             os.rmdir(output)
         os.replace(work, output)
+        return
+    old = partial_path(output)  # the earlier export's files, until the new ones are in place
+    for rel in owned_files(output):
+        src = os.path.join(output, rel)
+        if os.path.isfile(src) and os.path.normpath(rel).split(os.sep)[0] not in ("", "..", "."):
+            os.renames(src, os.path.join(old, rel))
+    for root, _dirs, files in os.walk(work):
+        for f in files:
+            rel = os.path.relpath(os.path.join(root, f), work)
+            os.makedirs(os.path.dirname(os.path.join(output, rel)), exist_ok=True)
+            os.replace(os.path.join(root, f), os.path.join(output, rel))
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodata, work, progress, is_canceled, log, warn):
@@ -346,6 +401,7 @@ def _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodat
     counts = np.zeros(256, dtype=np.int64)
     skipped = {"outside MASK": 0, "MAX_NODATA": 0, "MIN_LABELED": 0, "no labelled pixel": 0}
     chips = []
+    any_valid = False
     with _ChipWriter() as writer:
         for i, w in enumerate(windows):
             if is_canceled():
@@ -359,6 +415,7 @@ def _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodat
                     skipped["outside MASK"] += 1
                     continue
             data, valid = read_window(ds, bands, w, info.nodata)
+            any_valid = any_valid or bool(valid.any())
             nodata_pct = 100.0 * (1 - valid.mean())
             if nodata_pct > config.max_nodata:
                 skipped["MAX_NODATA"] += 1
@@ -390,7 +447,16 @@ def _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodat
     if not chips:
         reasons = ", ".join(f"{k}: {v}" for k, v in skipped.items() if v)
         culprit = max(skipped, key=skipped.get)
-        param = {"outside MASK": "MASK", "MAX_NODATA": "MAX_NODATA", "MIN_LABELED": "MIN_LABELED"}.get(culprit, "LABELS")
+        labels_key = "LABELS" if config.labels else "LABEL_RASTER"
+        if culprit == "MAX_NODATA" and not any_valid:
+            raise UserInputError("EXTENT" if config.extent else "INPUT",
+                                 "the imagery holds only nodata here (no valid pixel in any chip). Check the raster's "
+                                 "nodata value" + (" and EXTENT." if config.extent else "."))
+        if culprit == "no labelled pixel":
+            raise UserInputError(labels_key, f"no chip has a labelled pixel ({reasons} of {len(windows)}): the labels do "
+                                 "not overlap the imagery's valid pixels. Check that they cover the same area (their "
+                                 "CRS) and hold class values 1–254.")
+        param = {"outside MASK": "MASK", "MAX_NODATA": "MAX_NODATA", "MIN_LABELED": "MIN_LABELED"}.get(culprit, labels_key)
         raise UserInputError(param, f"no chip is left after filtering ({reasons} of {len(windows)}). Relax {param} or check the labels.")
 
     all_classes = [{"value": 0, "name": "background", "color": list(BACKGROUND_COLOR)}] + sorted(classes, key=lambda c: c["value"])
@@ -400,6 +466,7 @@ def _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodat
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "source": os.path.abspath(config.input),
+        "source_band_count": info.band_count,
         "crs": info.crs_wkt,
         "pixel_size": list(info.pixel_size),
         "bands": [{"index": b, "name": info.band_names[b - 1]} for b in bands],
@@ -416,9 +483,15 @@ def _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodat
         "statistics": stats.as_list(bands, info.band_names),
         "chips": chips,
     }
+    write_esri_files(work, meta)
+    meta["files"] = sorted(os.path.relpath(os.path.join(r, f), work).replace(os.sep, "/")
+                           for r, _d, fs in os.walk(work) if not os.path.relpath(r, work).startswith(".scratch")
+                           for f in fs) + ["dataset.json"]
+    meta["files"] = sorted(set(meta["files"]))
     with open(os.path.join(work, "dataset.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=1)
-    write_esri_files(work, meta)
+        f.flush()
+        os.fsync(f.fileno())
     total = sum(skipped.values())
     log(f"{len(chips)} chips written, {total} skipped" + "".join(f"; {v} by {k}" for k, v in skipped.items() if v) + ".")
     labeled = max(int(counts[:IGNORE].sum()), 1)

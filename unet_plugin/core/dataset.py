@@ -44,6 +44,7 @@ class ChipDataset:
     unlabeled: str = ""            # what the export made of pixels outside every polygon
     masked: bool = False           # exported with a MASK of the completely labelled areas
     label_shares: list | None = None  # per chip {label value: share of its pixels}, where known
+    source_band_count: int = 0     # bands of the raster the chips were cut from (0: unknown)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -62,6 +63,23 @@ def load_chip_dataset(folder: str, parameter: str = "CHIPS") -> ChipDataset:
     """
     if not folder or not os.path.isdir(folder):
         raise UserInputError(parameter, f"'{folder}' is not a folder. Choose the folder Export Training Chips wrote.")
+    try:
+        data = _load(folder, parameter)
+    except UserInputError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, RuntimeError) as exc:
+        # a truncated dataset.json, missing keys, a bad .emd value, map.txt in another encoding
+        what = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}" if str(exc) else type(exc).__name__
+        raise UserInputError(parameter, f"the chip data set in '{folder}' is damaged ({what}). Export the chips again "
+                                        "(Export Training Chips) or copy the folder again.") from None
+    missing = [p for p in data.image_paths + data.label_paths if not os.path.isfile(p)]
+    if missing:
+        raise UserInputError(parameter, f"the chip data set in '{folder}' is incomplete: {len(missing)} chip files are "
+                                        f"listed but missing (e.g. '{missing[0]}'). Export the chips again.")
+    return data
+
+
+def _load(folder: str, parameter: str) -> ChipDataset:
     if os.path.exists(os.path.join(folder, "dataset.json")):
         data = _load_ours(folder, parameter)
     elif os.path.exists(os.path.join(folder, "esri_model_definition.emd")) or os.path.exists(os.path.join(folder, "map.txt")):
@@ -95,6 +113,7 @@ def _load_ours(folder: str, parameter: str) -> ChipDataset:
         crs=meta.get("crs", ""), pixel_size=meta.get("pixel_size", [1.0, 1.0]),
         data_type=meta.get("data_type", "Float32"), nodata=meta.get("nodata", []),
         label_source=meta.get("label_source", ""), unlabeled=meta.get("unlabeled", ""), masked=bool(meta.get("mask", False)),
+        source_band_count=int(meta.get("source_band_count", 0)),
         label_shares=[{int(v): float(f) for v, f in c["label_shares"].items()} for c in chips]
         if all("label_shares" in c for c in chips) else None,
     )

@@ -60,6 +60,11 @@ def raster_info(ds: gdal.Dataset, parameter: str = "INPUT") -> RasterInfo:
             parameter, "the raster grid is rotated; warp it to a north-up grid first (gdalwarp)."
         )
     bands = [ds.GetRasterBand(i + 1) for i in range(ds.RasterCount)]
+    complex_types = sorted({gdal.GetDataTypeName(b.DataType) for b in bands if gdal.DataTypeIsComplex(b.DataType)})
+    if complex_types:
+        raise UserInputError(
+            parameter, f"the raster holds complex values ({', '.join(complex_types)}), e.g. radar in SLC form; convert "
+            "them to real bands first (amplitude or intensity, e.g. with the Raster Calculator).")
     return RasterInfo(
         path=ds.GetDescription(),
         width=ds.RasterXSize,

@@ -3,10 +3,7 @@ sieve and polygonize, so memory follows the number of regions per row, not the r
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
-import tempfile
 from typing import Callable
 
 from osgeo import gdal, ogr, osr
@@ -32,10 +29,11 @@ def vector_driver(path: str, parameter: str = "OUTPUT_POLYGONS") -> str:
 
 def check_vector_output(path: str) -> None:
     """Refuse a polygon output that cannot be written, before any work."""
+    from .outputs import split_layer
     from .paths import check_output_file
 
     check_output_file(path, "OUTPUT_POLYGONS")
-    vector_driver(path)
+    vector_driver(split_layer(path)[0])
 
 
 def _progress(is_canceled: Callable[[], bool]):
@@ -82,64 +80,61 @@ def polygonize(path: str, output: str, classes: list[dict], is_canceled: Callabl
     Returns:
         The number of polygons.
     """
-    driver = vector_driver(output)
+    from .outputs import split_layer, vector_layer
+
+    driver = vector_driver(split_layer(output)[0])
     src = gdal.Open(path)
     band = src.GetRasterBand(1)
     srs = osr.SpatialReference()
     srs.ImportFromWkt(src.GetProjection())
-    folder = os.path.dirname(os.path.abspath(output))
-    tmp = tempfile.mkdtemp(prefix=".polygons-", dir=folder)
-    try:
-        tmp_path = os.path.join(tmp, os.path.basename(output))
-        ds = ogr.GetDriverByName(driver).CreateDataSource(tmp_path)
-        layer = ds.CreateLayer(os.path.splitext(os.path.basename(output))[0] or "classes", srs, ogr.wkbPolygon)
-        layer.CreateField(ogr.FieldDefn("class_value", ogr.OFTInteger))
-        name_field = ogr.FieldDefn("class_name", ogr.OFTString)
-        name_field.SetWidth(254)
-        layer.CreateField(name_field)
-        layer.CreateField(ogr.FieldDefn("area_m2", ogr.OFTReal))
-        layer.StartTransaction()
-        if gdal.Polygonize(band, band.GetMaskBand(), layer, 0, [f"8CONNECTED={'8' if CONNECTEDNESS == 8 else 'NO'}"],
-                           callback=_progress(is_canceled)) != 0:
-            raise Canceled() if is_canceled() else RuntimeError("GDAL could not polygonize the class raster")
-        names = {int(c["value"]): c["name"] for c in classes}
-        area = _area_function(srs)
-        n = 0
-        extra = []  # parts of regions that GDAL joined at a corner: one feature each
-        layer.ResetReading()
-        for feat in layer:
-            value = feat.GetField("class_value")
-            if value == NODATA:
-                continue
-            parts = [feat.GetGeometryRef().Clone()]
-            gdal.PushErrorHandler("CPLQuietErrorHandler")  # GEOS reports each self-touching ring it finds
-            valid = parts[0].IsValid()
-            gdal.PopErrorHandler()
-            if not valid:
-                # two regions of one class touching at a pixel corner come out as one ring that
-                # touches itself there: split into its valid polygons
-                fixed = parts[0].MakeValid() if hasattr(parts[0], "MakeValid") else parts[0].Buffer(0)
-                parts = [fixed.GetGeometryRef(i).Clone() for i in range(fixed.GetGeometryCount())] \
-                    if fixed.GetGeometryType() in (ogr.wkbMultiPolygon, ogr.wkbGeometryCollection) else [fixed]
-                parts = [g for g in parts if g.GetGeometryType() == ogr.wkbPolygon]
-            name = names.get(value, f"class {value}")
-            for i, geom in enumerate(parts):
-                target = feat if i == 0 else ogr.Feature(layer.GetLayerDefn())
-                target.SetGeometry(geom)
-                target.SetField("class_value", value)
-                target.SetField("class_name", name)
-                target.SetField("area_m2", float(area(geom)))
-                (layer.SetFeature(target) if i == 0 else extra.append(target))
-            n += len(parts)
-        for feat in extra:
-            layer.CreateFeature(feat)
-        layer.CommitTransaction()
-        ds = None
-        for f in glob.glob(os.path.join(tmp, "*")):
-            os.replace(f, os.path.join(folder, os.path.basename(f)))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    write_polygon_qml(output, classes)
+    with vector_layer(output, "OUTPUT_POLYGONS", driver, srs, ogr.wkbPolygon) as layer:
+        n = _fill_polygons(layer, band, srs, classes, is_canceled)
+    write_polygon_qml(split_layer(output)[0], classes)
+    return n
+
+
+def _fill_polygons(layer, band, srs, classes: list[dict], is_canceled) -> int:
+    layer.CreateField(ogr.FieldDefn("class_value", ogr.OFTInteger))
+    name_field = ogr.FieldDefn("class_name", ogr.OFTString)
+    name_field.SetWidth(254)
+    layer.CreateField(name_field)
+    layer.CreateField(ogr.FieldDefn("area_m2", ogr.OFTReal))
+    layer.StartTransaction()
+    if gdal.Polygonize(band, band.GetMaskBand(), layer, 0, [f"8CONNECTED={'8' if CONNECTEDNESS == 8 else 'NO'}"],
+                       callback=_progress(is_canceled)) != 0:
+        raise Canceled() if is_canceled() else RuntimeError("GDAL could not polygonize the class raster")
+    names = {int(c["value"]): c["name"] for c in classes}
+    area = _area_function(srs)
+    n = 0
+    extra = []  # parts of regions that GDAL joined at a corner: one feature each
+    layer.ResetReading()
+    for feat in layer:
+        value = feat.GetField("class_value")
+        if value == NODATA:
+            continue
+        parts = [feat.GetGeometryRef().Clone()]
+        gdal.PushErrorHandler("CPLQuietErrorHandler")  # GEOS reports each self-touching ring it finds
+        valid = parts[0].IsValid()
+        gdal.PopErrorHandler()
+        if not valid:
+            # two regions of one class touching at a pixel corner come out as one ring that
+            # touches itself there: split into its valid polygons
+            fixed = parts[0].MakeValid() if hasattr(parts[0], "MakeValid") else parts[0].Buffer(0)
+            parts = [fixed.GetGeometryRef(i).Clone() for i in range(fixed.GetGeometryCount())] \
+                if fixed.GetGeometryType() in (ogr.wkbMultiPolygon, ogr.wkbGeometryCollection) else [fixed]
+            parts = [g for g in parts if g.GetGeometryType() == ogr.wkbPolygon]
+        name = names.get(value, f"class {value}")
+        for i, geom in enumerate(parts):
+            target = feat if i == 0 else ogr.Feature(layer.GetLayerDefn())
+            target.SetGeometry(geom)
+            target.SetField("class_value", value)
+            target.SetField("class_name", name)
+            target.SetField("area_m2", float(area(geom)))
+            (layer.SetFeature(target) if i == 0 else extra.append(target))
+        n += len(parts)
+    for feat in extra:
+        layer.CreateFeature(feat)
+    layer.CommitTransaction()
     return n
 
 
@@ -161,8 +156,7 @@ def write_polygon_qml(path: str, classes: list[dict]) -> str:
     qml = (f"<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n<qgis version=\"3.22\" styleCategories=\"Symbology\">\n"
            f'<renderer-v2 type="categorizedSymbol" attr="class_value" enableorderby="0" forceraster="0">\n'
            f"<categories>{''.join(cats)}</categories>\n<symbols>{''.join(symbols)}</symbols>\n</renderer-v2>\n</qgis>\n")
-    out = os.path.splitext(path)[0] + ".qml"
-    with open(out, "w", encoding="utf-8") as f:
-        f.write(qml)
-    return out
+    from .outputs import write_text
+
+    return write_text(os.path.splitext(path)[0] + ".qml", "OUTPUT_POLYGONS", qml)
 

@@ -112,7 +112,13 @@ def load_weights_file(path: str) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise EncoderWeightsError(f"cannot read encoder weights from '{path}': {exc}") from None
+        text = str(exc)
+        if "weights_only" in text or "global" in text.lower():  # never repeat torch's advice to load it unsafely
+            raise EncoderWeightsError(
+                f"'{path}' was refused: it holds Python objects that would run code when loaded. Use a plain weights "
+                "file (a state dict) as torchvision, timm or torchgeo publish them.") from None
+        raise EncoderWeightsError(f"cannot read encoder weights from '{path}' ({text.splitlines()[0][:200] if text else type(exc).__name__}); "
+                                  "is it a ResNet weights file (.pth)?") from None
     for key in WRAPPER_KEYS:
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

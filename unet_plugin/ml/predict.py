@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
+import re
+import secrets
 import tempfile
 import threading
 import time
@@ -25,9 +27,12 @@ from osgeo import gdal
 from ..core.errors import Canceled, UserInputError
 from ..core.paths import check_output_file
 from ..core.raster import (
+    check_bands,
     extent_window, gdal_cache_budget, open_raster, raster_info, read_window, same_crs, window_geotransform,
 )
-from ..core.styles import NODATA, apply_classes_to_band, write_qml
+from ..core.outputs import PARTIAL_MARK, check_aliases, close_raster, discard, write_error
+from ..core.paths import check_output_format, raster_format
+from ..core.styles import NODATA, apply_classes_to_band, classes_qml
 from ..core.windows import Window, axis_origins
 from . import distributed
 from .modelfile import ModelFileError, load_model
@@ -56,6 +61,7 @@ class ClassifyConfig:
     output_polygons: str | None = None
     precision: str = "auto"  # "auto": int8/bf16 where they draw the same map and run faster; "full": float32
     engine: str = "auto"  # CPU forward pass: "auto" (onnxruntime when installed), "onnxruntime", "torch"
+    bands: list[int] | None = None  # the raster's bands in the model's order (None: by number, checked by name)
     block_width: int = 0  # columns per block (0: BLOCK_WIDTH); memory grows with it, not with the raster
 
 
@@ -285,18 +291,55 @@ def _faster(forward, name, model, meta, config, th, tw, n_tiles, log, calibratio
                                       n_tiles, graph, log)
 
 
-def model_bands(meta: dict, band_count: int) -> list[int]:
-    """Input bands for the model: the training bands by number, or all bands when the counts match."""
+_GENERIC_BAND = re.compile(r"^band[ _]?\d+$", re.IGNORECASE)
+
+
+def _informative(name: str) -> bool:
+    """A band name that says what the band is ("red", "B08"), not only where it is ("Band 3")."""
+    return bool(name) and not _GENERIC_BAND.match(name.strip())
+
+
+def model_bands(meta: dict, info, chosen: list[int] | None = None) -> list[int]:
+    """The raster's bands to feed the model, in its order: BANDS when given, else the training bands
+    by number (on a raster like the training raster) or all bands when the counts match; band names
+    are compared where both sides have real ones (a raster with the bands in another order is an
+    error, not a silent wrong map)."""
     wanted = [int(b["index"]) for b in meta["bands"]]
-    if max(wanted) <= band_count:
-        return wanted
-    if band_count == len(wanted):
-        return list(range(1, band_count + 1))
-    raise UserInputError(
-        "INPUT",
-        f"the model needs {len(wanted)} bands (trained on bands {wanted} of its training raster) but the raster has "
-        f"{band_count}. Use imagery with the same bands in the same order.",
-    )
+    names = [str(b.get("name") or "") for b in meta["bands"]]
+    n, count = len(wanted), info.band_count
+    expected = ", ".join(f"{i + 1}: {nm or 'band ' + str(w)}" for i, (w, nm) in enumerate(zip(wanted, names)))
+    if chosen:
+        chosen = check_bands(chosen, count, "BANDS")
+        if len(chosen) != n:
+            raise UserInputError("BANDS", f"the model takes {n} bands, in this order: {expected}; {len(chosen)} were given.")
+        return chosen
+    source_count = int(meta.get("source_band_count") or 0)
+    if max(wanted) <= count and source_count in (0, count):
+        picked = wanted
+    elif count == n:
+        picked = list(range(1, n + 1))
+    else:
+        raise UserInputError(
+            "BANDS", f"the model takes {n} bands, in this order: {expected}; the raster has {count}. Give BANDS with the "
+            f"raster's band numbers in the model's order (e.g. BANDS={','.join(str(b) for b in _by_name(names, info) or wanted[:count])}).")
+    have = [info.band_names[b - 1] for b in picked]
+    clash = [(i, m, h) for i, (m, h) in enumerate(zip(names, have)) if _informative(m) and _informative(h) and m.strip().lower() != h.strip().lower()]
+    if clash:
+        i, m, h = clash[0]
+        hint = _by_name(names, info)
+        raise UserInputError(
+            "BANDS", f"the raster's bands do not match the model's: model band {i + 1} is '{m}', the raster gives '{h}'. "
+            f"The model takes, in this order: {expected}. "
+            + (f"Give BANDS={','.join(map(str, hint))} to feed the raster's bands in that order." if hint else
+               "Use imagery with those bands, or give BANDS to pick and order them."))
+    return picked
+
+
+def _by_name(names: list[str], info) -> list[int] | None:
+    """The raster's band numbers holding the model's band names, in the model's order, if all are there."""
+    lookup = {nm.strip().lower(): i + 1 for i, nm in enumerate(info.band_names) if _informative(nm)}
+    found = [lookup.get(nm.strip().lower()) for nm in names]
+    return found if names and all(found) else None
 
 
 def check_input(ds, info, meta: dict, bands: list[int], warn: Callable[[str], None]) -> None:
@@ -351,34 +394,37 @@ def probability_bytes(prob: np.ndarray) -> np.ndarray:
 
 
 def driver_for(path: str) -> str:
-    """GDAL driver for a file name by its extension (GeoTIFF when unknown)."""
-    ext = os.path.splitext(path)[1].lower().lstrip(".")
-    if ext in ("tif", "tiff", ""):
-        return "GTiff"
-    for i in range(gdal.GetDriverCount()):
-        d = gdal.GetDriver(i)
-        if d.GetMetadataItem(gdal.DCAP_RASTER) and ext in (d.GetMetadataItem(gdal.DMD_EXTENSIONS) or "").split():
-            if d.GetMetadataItem(gdal.DCAP_CREATE) or d.GetMetadataItem(gdal.DCAP_CREATECOPY):
-                return d.ShortName
-    raise UserInputError("OUTPUT", f"GDAL cannot write '.{ext}' rasters; use .tif (GeoTIFF).")
+    """GDAL driver of a raster output: formats that keep the class map exactly (see core.paths)."""
+    from ..core.paths import check_output_format, raster_format
+
+    return raster_format(path, "OUTPUT")
 
 
-def _finish_output(tmp: str, final: str, classes: list[dict] | None) -> None:
-    """Move a finished temporary GeoTIFF to ``final`` (converting its format if needed) and style it."""
-    driver = driver_for(final)
-    for suffix in ("", ".aux.xml"):
-        if os.path.exists(final + suffix):
-            os.remove(final + suffix)
-    if driver == "GTiff":
-        os.replace(tmp, final)
-    else:
-        gdal.Translate(final, tmp, format=driver)
-        gdal.GetDriverByName("GTiff").Delete(tmp)
+def _finish_output(tmp: str, final: str, classes: list[dict] | None, key: str) -> None:
+    """Style a finished partial GeoTIFF, read it back, and let it replace ``final`` (converted
+    first where ``final`` is another format). Until then an earlier ``final`` is untouched."""
+    from ..core.outputs import commit, discard, partial_path, verify_raster, write_error, write_text
+
     if classes is not None:
-        ds = gdal.Open(final, gdal.GA_Update)
+        ds = gdal.Open(tmp, gdal.GA_Update)
         apply_classes_to_band(ds.GetRasterBand(1), classes)
+        close_raster(ds, key, final)
         ds = None
-        write_qml(final, classes)
+    driver = raster_format(final, key)
+    if driver != "GTiff":
+        converted = partial_path(final)
+        try:
+            gdal.Translate(converted, tmp, format=driver)
+        except RuntimeError as exc:
+            discard(converted)
+            raise write_error(key, final, exc) from None
+        finally:
+            discard(tmp)
+        tmp = converted
+    verify_raster(tmp, key, final)
+    commit(tmp, final, key)
+    if classes is not None:
+        write_text(os.path.splitext(final)[0] + ".qml", key, classes_qml(classes))
 
 
 def classify(
@@ -413,7 +459,7 @@ def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> Class
         raise UserInputError("MODEL", str(exc)) from None
     ds = open_raster(config.input, "INPUT")
     info = raster_info(ds, "INPUT")
-    bands = model_bands(meta, info.band_count)
+    bands = model_bands(meta, info, config.bands)
     window = extent_window(info, config.extent)
     tile = int(config.tile_size or meta["chip_size"])
     if tile < 32 or tile % 32:
@@ -424,16 +470,13 @@ def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> Class
         raise UserInputError("BATCH_SIZE", "must be at least 1.")
     if config.min_area < 0:
         raise UserInputError("MIN_AREA", "must be 0 (off) or a number of pixels.")
-    if config.output_polygons:
-        from ..core.regions import check_vector_output
-
-        check_vector_output(config.output_polygons)
-    for key, path in (("OUTPUT", config.output), ("OUTPUT_CONFIDENCE", config.output_confidence),
-                      ("OUTPUT_PROBABILITIES", config.output_probabilities)):
+    outputs = {"OUTPUT": config.output, "OUTPUT_CONFIDENCE": config.output_confidence,
+               "OUTPUT_PROBABILITIES": config.output_probabilities, "OUTPUT_POLYGONS": config.output_polygons}
+    check_aliases({"INPUT": config.input, "MODEL": config.model}, outputs)
+    for key, path in outputs.items():
         if path:
             check_output_file(path, key)
-            if key == "OUTPUT":
-                driver_for(path)  # refuses formats GDAL cannot write, before any work
+            check_output_format(path, key, "vector_out" if key == "OUTPUT_POLYGONS" else "raster_out")
     check_input(ds, info, meta, bands, _warn)
 
     classes = meta["classes"]
@@ -473,11 +516,12 @@ def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> Class
     y_off = 0 if main else y0
     out_h = window.height if main else y1 - y0
     gt = window_geotransform(info.geotransform, Window(window.col, window.row + y_off, window.width, out_h))
-    tmp_out = _part_name(config.output, distributed.rank())
-    tmp_conf = _part_name(config.output_confidence, distributed.rank()) if config.output_confidence else None
-    tmp_prob = _part_name(config.output_probabilities, distributed.rank()) if config.output_probabilities else None
-    others = [_part_name(p, r) for r in range(1, distributed.world()) for p in (config.output, config.output_confidence,
-                                                                                config.output_probabilities) if p and main]
+    stamp = distributed.agree(f"{os.getpid()}-{secrets.token_hex(4)}")  # one run's partial names, on every process
+    tmp_out = _part_name(config.output, distributed.rank(), stamp)
+    tmp_conf = _part_name(config.output_confidence, distributed.rank(), stamp) if config.output_confidence else None
+    tmp_prob = _part_name(config.output_probabilities, distributed.rank(), stamp) if config.output_probabilities else None
+    others = [_part_name(p, r, stamp) for r in range(1, distributed.world()) for p in (config.output, config.output_confidence,
+                                                                                       config.output_probabilities) if p and main]
     out_ds = conf_ds = prob_ds = None
     if out_h > 0:
         out_ds = _create(tmp_out, window.width, out_h, gt, info.crs_wkt, gdal.GDT_Byte, NODATA)
@@ -536,6 +580,8 @@ def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> Class
                 if prob_ds is not None:
                     for b in range(probs.shape[0]):
                         prob_ds.GetRasterBand(b + 1).WriteArray(probs[b], x, y)
+        except (RuntimeError, OSError) as exc:  # disk full, a file system gone: a message, not a traceback
+            failure.append(write_error("OUTPUT", config.output, exc))
         except BaseException as exc:
             failure.append(exc)
 
@@ -629,13 +675,17 @@ def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> Class
             t.join()
         if failure:
             raise failure[0]
+        for d, key, path in ((out_ds, "OUTPUT", config.output), (conf_ds, "OUTPUT_CONFIDENCE", config.output_confidence),
+                             (prob_ds, "OUTPUT_PROBABILITIES", config.output_probabilities)):
+            if d is not None:
+                close_raster(d, key, path)
         out_ds = conf_ds = prob_ds = None
         if distributed.active():
             counts[:] = distributed.total(counts)
             distributed.barrier()  # every process's rows are written
             if not main:
                 return _result_of(config, classes, run, skipped, t0, counts, warnings, engine, log, window, device, False)
-            _merge_parts(config, rows, window.height, distributed.world())
+            _merge_parts(config, rows, window.height, distributed.world(), stamp)
         if config.min_area > 0 or config.output_polygons:
             from ..core.regions import polygonize, sieve
 
@@ -645,11 +695,11 @@ def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> Class
             if config.output_polygons:
                 n_polygons = polygonize(tmp_out, config.output_polygons, classes, is_canceled)
                 log(f"{n_polygons:,} polygons written to {config.output_polygons}.")
-        _finish_output(tmp_out, config.output, classes)
+        _finish_output(tmp_out, config.output, classes, "OUTPUT")
         if tmp_conf:
-            _finish_output(tmp_conf, config.output_confidence, None)
+            _finish_output(tmp_conf, config.output_confidence, None, "OUTPUT_CONFIDENCE")
         if tmp_prob:
-            _finish_output(tmp_prob, config.output_probabilities, None)
+            _finish_output(tmp_prob, config.output_probabilities, None, "OUTPUT_PROBABILITIES")
     except BaseException:
         stop.set()
         try:  # unblock and stop the threads, then remove every partial output
@@ -662,8 +712,7 @@ def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> Class
             t.join(timeout=10)
         out_ds = conf_ds = prob_ds = None
         for p in [tmp_out, tmp_conf, tmp_prob] + others:
-            if p and os.path.exists(p):
-                gdal.GetDriverByName("GTiff").Delete(p)
+            discard(p)  # plain removal: a damaged partial file (disk full) cannot be opened to be deleted
         raise
     return _result_of(config, classes, run, skipped, t0, counts, warnings, engine, log, window, device, True)
 
@@ -690,27 +739,31 @@ def row_range(rows: list[int], height: int, rank: int, world: int) -> tuple[int,
     return y0, max(y0, y1)
 
 
-def _part_name(path: str, rank: int) -> str:
-    """Where process ``rank`` writes its rows of output ``path`` before rank 0 has the whole."""
-    return path + (".partial.tif" if rank == 0 else f".part{rank}.tif")
+def _part_name(path: str, rank: int, stamp: str) -> str:
+    """Where process ``rank`` writes its rows of output ``path`` before rank 0 has the whole: a hidden
+    name beside it, unique to this run (``stamp``: rank 0's process id and a random part), so two
+    runs onto one OUTPUT never share a file."""
+    folder, base = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, f".{base}{PARTIAL_MARK}{stamp}" + (".tif" if rank == 0 else f".part{rank}.tif"))
 
 
-def _merge_parts(config: ClassifyConfig, rows: list[int], height: int, world: int, strip: int = 512) -> None:
+def _merge_parts(config: ClassifyConfig, rows: list[int], height: int, world: int, stamp: str, strip: int = 512) -> None:
     """Copy the other processes' bands of rows into rank 0's outputs (strip by strip), removing the parts."""
     for path in (config.output, config.output_confidence, config.output_probabilities):
         if not path:
             continue
-        whole = gdal.Open(_part_name(path, 0), gdal.GA_Update)
+        whole = gdal.Open(_part_name(path, 0, stamp), gdal.GA_Update)
         for r in range(1, world):
             y0, y1 = row_range(rows, height, r, world)
             if y1 <= y0:
                 continue
-            part = gdal.Open(_part_name(path, r))
+            part = gdal.Open(_part_name(path, r, stamp))
             for b in range(1, whole.RasterCount + 1):
                 src, dst = part.GetRasterBand(b), whole.GetRasterBand(b)
                 for y in range(0, y1 - y0, strip):
                     n = min(strip, y1 - y0 - y)
                     dst.WriteArray(src.ReadAsArray(0, y, part.RasterXSize, n), 0, y0 + y)
             part = None
-            gdal.GetDriverByName("GTiff").Delete(_part_name(path, r))
+            gdal.GetDriverByName("GTiff").Delete(_part_name(path, r, stamp))
+        close_raster(whole, "OUTPUT", path)
         whole = None

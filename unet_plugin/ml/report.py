@@ -176,5 +176,6 @@ pixel accuracy <b>{result.accuracy:.3f}</b>. {result.seconds:.0f} s on {html.esc
 {chips}
 </body></html>
 """
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(doc)
+    from ..core.outputs import write_text
+
+    write_text(path, "OUTPUT_REPORT", doc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
 import re
@@ -20,6 +21,7 @@ from ..core.dataset import ChipDataset, class_training_shares, load_chip_dataset
 from ..core.errors import Canceled, UserInputError
 from ..core.metrics import scores
 from .. import params
+from ..core.outputs import check_aliases, commit, discard, partial_file, partial_path
 from ..core.paths import check_output_file
 from .encoders import EncoderWeightsError, imagenet_state_dict, load_weights_file
 from . import distributed
@@ -344,6 +346,9 @@ def train(
         raise UserInputError("TIME_LIMIT", "must be 0 (no limit) or a number of minutes.")
     if not 0 <= config.validation_percent < 100:
         raise UserInputError("VALIDATION_PERCENT", "must be from 0 to 99.")
+    check_aliases({"CHIPS": config.chips, "INIT_MODEL": config.init_model, "ENCODER_WEIGHTS": config.encoder_weights},
+                  {"OUTPUT_MODEL": config.output_model, "OUTPUT_REPORT": config.output_report,
+                   "OUTPUT_ONNX": config.output_onnx})
     check_output_file(config.output_model, "OUTPUT_MODEL")
     if config.output_report:
         check_output_file(config.output_report, "OUTPUT_REPORT")
@@ -354,6 +359,7 @@ def train(
         if importlib.util.find_spec("onnx") is None:
             raise UserInputError("OUTPUT_ONNX", "writing ONNX needs the 'onnx' package: install it into QGIS's Python "
                                                 "(python -m pip install onnx), or leave OUTPUT_ONNX empty.")
+    data = load_chip_dataset(config.chips)  # a damaged chip folder is refused before anything is downloaded
     device = pick_device(config.device)
     encoder_state = None
     if not config.init_model and (config.encoder_weights or config.pretrained):
@@ -367,7 +373,6 @@ def train(
             raise UserInputError("ENCODER_WEIGHTS" if config.encoder_weights else "PRETRAINED", str(exc)) from None
         if distributed.is_main():
             distributed.barrier()
-    data = load_chip_dataset(config.chips)
     classes, lut = _classes_and_lut(data)
     k = len(classes)
     mean = np.array([s["mean"] for s in data.statistics], dtype=np.float64)
@@ -472,8 +477,19 @@ def train(
             lr, lr_curve = find_learning_rate(model, loss_fn, tr, config.batch_size, device, gen, log)
         lr = distributed.agree(lr if distributed.is_main() or config.learning_rate > 0 else None)
         net = _parallel(model, device)
-        result = _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_canceled, log, classes,
-                      data, mean, std, t_start, net, len(train_idx) // n_proc, beta is not None and bool(val_idx))
+        # the best model goes to a partial file beside OUTPUT_MODEL, which it replaces at the end: an
+        # earlier model there is untouched until this run has one to keep
+        partial = partial_path(config.output_model) if distributed.is_main() else config.output_model
+        try:
+            result = _fit(dataclasses.replace(config, output_model=partial), model, loss_fn, tr, va, k, lr, device, gen,
+                          progress, is_canceled, log, classes, data, mean, std, t_start, net, len(train_idx) // n_proc,
+                          beta is not None and bool(val_idx))
+            if distributed.is_main():
+                commit(partial, config.output_model, "OUTPUT_MODEL")
+                result.model_path = config.output_model
+        finally:
+            if distributed.is_main():
+                discard(partial)
     except torch.OutOfMemoryError:
         raise UserInputError("BATCH_SIZE", "ran out of memory. Use a smaller BATCH_SIZE, or export smaller chips (CHIP_SIZE).") from None
     except RuntimeError as exc:
@@ -517,13 +533,8 @@ def _write_onnx(model_path: str, onnx_path: str, log) -> str:
     """The best model as ONNX for Deepness and other runtimes, written whole or not at all."""
     from .onnx_export import export_onnx
 
-    partial = onnx_path + ".partial"
-    try:
+    with partial_file(onnx_path, "OUTPUT_ONNX") as partial:
         export_onnx(model_path, partial)
-        os.replace(partial, onnx_path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
     log(f"ONNX model for Deepness and other ONNX runtimes written to {onnx_path}.")
     return onnx_path
 
@@ -600,7 +611,7 @@ def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_cancel
     kind = distributed.agree(prec.choose(config.precision, device, model, sample, log))
     scaler = torch.amp.GradScaler("cuda", enabled=kind == "fp16")
     history, best = [], None
-    best_epoch, since_best = 0, 0
+    best_epoch, since_best, bad_steps = 0, 0, 0
     result = TrainResult(config.output_model, None, 0.0, 0.0, 0, 0, False, classes=classes, precision=kind)
     step_times: list[float] = []
     for epoch in range(1, config.epochs + 1):
@@ -624,6 +635,12 @@ def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_cancel
             y = y.to(device, non_blocking=True).long()
             with prec.autocast(kind, device):
                 loss = loss_fn(net(x).float(), y)
+            if not torch.isfinite(loss):
+                bad_steps += 1  # fp16 on CUDA overflows now and then (the scaler skips those steps); anything else diverged
+                if kind != "fp16" or bad_steps >= 8:
+                    raise _diverged(epoch, s + 1, lr, "the loss became " + str(loss.item()))
+            else:
+                bad_steps = 0
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
@@ -641,6 +658,8 @@ def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_cancel
         if taken == 0:
             break
         train_loss = total / taken
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+            raise _diverged(epoch, taken, lr, "the weights are no longer finite numbers")
         train_seconds = time.perf_counter() - t_epoch
         t_val = time.perf_counter()
         if PRECISE_BN:
@@ -694,6 +713,14 @@ def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_cancel
             break
     result.epochs_run = len(history)
     return _result(result, best, best_epoch, history)
+
+
+def _diverged(epoch: int, step: int, lr: float, what: str) -> UserInputError:
+    """Training blew up (learning rate far too high, or bad input values): say what to change."""
+    return UserInputError(
+        "LEARNING_RATE", f"training diverged in epoch {epoch}, step {step} ({what}) with learning rate {lr:.3g}. "
+        f"Use a smaller LEARNING_RATE (e.g. {lr / 10:.3g}) or 0 to find one automatically; with PRECISION=auto try "
+        "PRECISION=full. No model was saved; an earlier OUTPUT_MODEL is untouched.")
 
 
 def _finish_canceled(result, best, history, epochs_done, log):
@@ -789,6 +816,7 @@ def _metadata(config, model, data, classes, mean, std, best, epoch, lr):
         "backbone": model.backbone,
         "in_channels": model.in_channels,
         "bands": data.bands,
+        "source_band_count": data.source_band_count,
         "data_type": data.data_type,
         "nodata": data.nodata,
         "normalization": {"mean": [float(m) for m in mean], "std": [float(s) for s in std]},

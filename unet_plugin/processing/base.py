@@ -8,7 +8,8 @@ import traceback
 
 from qgis.core import (
     QgsCoordinateReferenceSystem, QgsFeature, QgsFeatureRequest, QgsFeatureSink, QgsField, QgsFields, QgsGeometry,
-    QgsProcessing, QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingOutputNumber,
+    QgsProcessing, QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingException,
+    QgsProcessingOutputLayerDefinition, QgsProcessingOutputNumber,
     QgsProcessingParameterBand, QgsProcessingParameterBoolean, QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum, QgsProcessingParameterExtent, QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource, QgsProcessingParameterField, QgsProcessingParameterFile,
@@ -242,9 +243,45 @@ class QgisInputs:
             return a.parameterAsFileOutput(prm, key, ctx) or None
         if p.kind == "folder_out":
             return a.parameterAsString(prm, key, ctx) or None
-        return prm.get(key)  # sinks: created by write_table
+        return self._sink_value(key)  # sinks: created by write_table
+
+    def _sink_value(self, key: str):
+        """A sink's destination as text: a file path, ``TEMPORARY_OUTPUT``, ``memory:…`` or a provider URI."""
+        value = self.parameters.get(key)
+        if isinstance(value, QgsProcessingOutputLayerDefinition):
+            value = value.sink.valueAsString(self.context.expressionContext())[0]
+        return value or None
+
+    def source(self, key: str):
+        kind = self.alg.spec.param(key).kind
+        if not self._given(key):
+            return None
+        if kind == "raster":
+            layer = self.alg.parameterAsRasterLayer(self.parameters, key, self.context)
+            return layer.source() if layer is not None else None
+        if kind == "polygons":
+            layer = self.alg.parameterAsVectorLayer(self.parameters, key, self.context)
+            if layer is None or layer.providerType() != "ogr":
+                return None
+            return layer.source()
+        return self.value(key)
 
     def write_table(self, key, fields, rows, crs_wkt, polygons):
+        from ..core.outputs import write_table
+        from ..run import output_file
+
+        path = output_file(self._sink_value(key))
+        if path:  # a file: written by the plugin's writer (whole or not at all; one layer of a GeoPackage)
+            write_table(path, key, fields, rows, crs_wkt, polygons)
+            definition = self.parameters.get(key)
+            project = getattr(definition, "destinationProject", None)
+            if project is not None:
+                from ..core.outputs import layer_name, split_layer
+
+                name = layer_name(path)
+                details = QgsProcessingContext.LayerDetails(name, project, key)
+                self.context.addLayerToLoadOnCompletion(f"{split_layer(path)[0]}|layername={name}", details)
+            return path
         qfields = QgsFields()
         for name, kind in fields:
             qfields.append(QgsField(name, QVARIANTS[kind]))

@@ -1,0 +1,501 @@
+"""One owner for every write: no output of ours ever destroys data.
+
+Every algorithm, the command line and torchrun write their outputs through this module:
+
+- Outputs are checked before any work: an output that is an input, or another output of the same
+  run (also through a sidecar such as ``.aux.xml`` or ``.qml``, or the same GeoPackage layer), is
+  refused with a message naming the output's key.
+- A file is written under a unique partial name beside its target (``.NAME.unet-partial-PID-RANDOM``),
+  every write *and close* error is an error, and the finished file is checked (read back) before it
+  replaces the target: until then the earlier file is untouched.
+- Multi-layer containers (GeoPackage, SpatiaLite) are never replaced as files: only our layer is
+  written or replaced; the other layers, styles and metadata stay.
+- Files get the user's umask (not the 0600 of temporary files), so colleagues can read them.
+- Partial files and folders of runs that were killed are removed at the next start.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import secrets
+import shutil
+import time
+from contextlib import contextmanager
+
+from .errors import UserInputError
+
+PARTIAL_MARK = ".unet-partial-"
+_PARTIAL_RE = re.compile(r"^\..+" + re.escape(PARTIAL_MARK) + r"(\d+)-[0-9a-f]{8}")
+# left behind by versions before 0.4.2 (no process id in the name): removed when an hour old
+_LEGACY = (".chips-partial-*", ".model-*.pt.partial", ".polygons-*", "*.partial.tif", "*.onnx.partial")
+_LEGACY_AGE = 3600.0
+#: formats that hold several layers: we write or replace our layer, never the file
+CONTAINER_DRIVERS = ("GPKG", "SQLite")
+#: files a format writes beside the named one (shapefiles) or that we write beside it
+_SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx")
+
+
+def split_layer(path: str) -> tuple[str, str | None]:
+    """``"file.gpkg|layername=roads"`` → (``"file.gpkg"``, ``"roads"``); a plain path → (path, None)."""
+    file, _, options = str(path).partition("|")
+    layer = None
+    for opt in options.split("|"):
+        if opt.lower().startswith("layername="):
+            layer = opt.split("=", 1)[1]
+    return file, layer
+
+
+def layer_name(path: str) -> str:
+    """The layer an output writes: the one named in ``path|layername=``, else the file's name."""
+    file, layer = split_layer(path)
+    return layer or os.path.splitext(os.path.basename(file))[0] or "layer"
+
+
+def _real(path: str) -> str:
+    return os.path.normcase(os.path.realpath(os.path.abspath(os.path.expanduser(path))))
+
+
+def sidecars(path: str) -> list[str]:
+    """Files that belong to ``path``: GDAL's ``.aux.xml``, the ``.qml`` style, a shapefile's parts."""
+    stem, ext = os.path.splitext(path)
+    out = [path + ".aux.xml", stem + ".qml"]
+    if ext.lower() == ".shp":
+        out += [stem + e for e in _SHAPEFILE_PARTS if e != ".shp"]
+    return out
+
+
+def _is_container(path: str) -> bool:
+    return os.path.splitext(split_layer(path)[0])[1].lower() in (".gpkg", ".sqlite", ".db")
+
+
+def _resources(path: str, output: bool, styles: bool = True) -> list[tuple[str, str | None]]:
+    """What a path reads or writes: (real file, layer) pairs; layer ``None`` is the whole file.
+    ``styles``: with the ``.qml`` style an output writes beside itself."""
+    file, layer = split_layer(path)
+    if _is_container(file):
+        main = [(_real(file), layer_name(path) if output else layer)]
+    else:
+        main = [(_real(file), None)]
+    if not output:
+        return main
+    return main + [(_real(s), None) for s in sidecars(file) if styles or not s.endswith(".qml")]
+
+
+def _clash(a: tuple, b: tuple) -> bool:
+    return a[0] == b[0] and (a[1] is None or b[1] is None or a[1] == b[1])
+
+
+def check_aliases(inputs: dict, outputs: dict) -> None:
+    """Refuse, before any work, outputs that would write over an input or over each other.
+
+    Args:
+        inputs: key → path (``path|layername=`` for a layer; folders too) of what the run reads.
+        outputs: key → path of what it writes (``None`` for a skipped optional output).
+    """
+    read = [(r, key) for key, path in inputs.items() if path for r in _resources(path, False)]
+    written: list[tuple[tuple, str]] = []
+    for key, path in outputs.items():
+        if not path:
+            continue
+        for r in _resources(path, True):
+            for other, other_key in read:
+                if _clash(r, other):
+                    _refuse_alias(key, path, other_key, "input")
+        # between this run's own outputs the styles do not count: map.tif and map.gpkg share map.qml (the
+        # class raster's style, written last, is kept), as they always have
+        mine = _resources(path, True, styles=False)
+        for r in mine:
+            for other, other_key in written:
+                if _clash(r, other):
+                    _refuse_alias(key, path, other_key, "output")
+        written += [(r, key) for r in mine]
+
+
+def _refuse_alias(key: str, path: str, other: str, what: str) -> None:
+    raise UserInputError(key, f"'{split_layer(path)[0]}' is also the {what} {other}: it would be written over. "
+                              "Choose another file name (or, in a GeoPackage, another layer: path.gpkg|layername=NAME).")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    if os.name == "nt":  # os.kill would terminate it: ask the system instead
+        import ctypes
+
+        handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return False
+        code = ctypes.c_ulong()
+        ctypes.windll.kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        ctypes.windll.kernel32.CloseHandle(handle)
+        return code.value == 259  # STILL_ACTIVE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
+def remove_leftovers(folder: str) -> list[str]:
+    """Remove the partial files and folders that killed runs left in ``folder``; return them.
+
+    A partial name carries its process id: those of processes still running (another run writing
+    beside us) are kept. Older versions' partial names carry none: they go when an hour old.
+    """
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        m = _PARTIAL_RE.match(name)
+        if m and not _pid_alive(int(m.group(1))):
+            _remove(os.path.join(folder, name))
+            removed.append(name)
+    now = time.time()
+    for pattern in _LEGACY:
+        for path in glob.glob(os.path.join(glob.escape(folder), pattern)):
+            try:
+                old = now - os.stat(path).st_mtime > _LEGACY_AGE
+            except OSError:
+                continue
+            if old and os.path.basename(path).startswith(".") or (old and path.endswith((".partial.tif", ".onnx.partial"))):
+                _remove(path)
+                removed.append(os.path.basename(path))
+    return removed
+
+
+def partial_path(target: str) -> str:
+    """A unique name beside ``target`` for writing it (this process's id and a random part; same extension)."""
+    folder, base = os.path.split(os.path.abspath(target))
+    ext = os.path.splitext(base)[1]
+    return os.path.join(folder, f".{base}{PARTIAL_MARK}{os.getpid()}-{secrets.token_hex(4)}{ext}")
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(path: str) -> None:
+    """Give ``path`` (a folder: with everything in it) the permissions the user's umask gives new files."""
+    mask = _umask()
+    try:
+        if os.path.isdir(path):
+            os.chmod(path, 0o777 & ~mask)
+            for root, dirs, files in os.walk(path):
+                for d in dirs:
+                    os.chmod(os.path.join(root, d), 0o777 & ~mask)
+                for f in files:
+                    os.chmod(os.path.join(root, f), 0o666 & ~mask)
+        else:
+            os.chmod(path, 0o666 & ~mask)
+    except OSError:  # a file system without modes (FAT, some network shares)
+        pass
+
+
+def write_error(key: str, path: str, exc: BaseException) -> UserInputError:
+    """A write failure as a message naming the output (disk full, read-only, no permission)."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    low = text.lower()
+    if "no space" in low or getattr(exc, "errno", None) == 28 or (
+            ("write" in low or "i/o" in low or "io error" in low) and _free_bytes(split_layer(path)[0]) < 1 << 20):
+        why = "the disk is full"
+    elif "read-only" in low or getattr(exc, "errno", None) == 30:
+        why = "the file system is read-only"
+    elif "permission" in low or getattr(exc, "errno", None) == 13:
+        why = "no permission to write there"
+    else:
+        why = text
+    return UserInputError(key, f"'{split_layer(path)[0]}' could not be written ({why}). Nothing was replaced; "
+                               "free some space or choose another location, then run again.")
+
+
+def _free_bytes(path: str) -> int:
+    """Free bytes on the file system of ``path`` (its folder); a large number where unknown."""
+    try:
+        st = os.statvfs(os.path.dirname(os.path.abspath(path)) or ".")
+        return st.f_bavail * st.f_frsize
+    except (OSError, AttributeError):  # Windows: no statvfs
+        try:
+            return shutil.disk_usage(os.path.dirname(os.path.abspath(path)) or ".").free
+        except OSError:
+            return 1 << 62
+
+
+def quiet_close_errors() -> None:
+    """GDAL reports a failed write once more when the dataset is finally freed, as "Exception ignored"
+    with a traceback on stderr. The error was already reported (:func:`close_raster`): drop that echo."""
+    import sys
+
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if "delete_Data" in repr(getattr(unraisable, "object", "")) and isinstance(unraisable.exc_value, RuntimeError):
+            return
+        previous(unraisable)
+    sys.unraisablehook = hook
+
+
+def fsync(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (22, 9):  # EINVAL/EBADF: a file system without fsync
+            raise
+    finally:
+        os.close(fd)
+
+
+def commit(partial: str, target: str, key: str) -> None:
+    """Replace ``target`` by the finished ``partial`` (and its ``.aux.xml``): flushed to disk,
+    given the user's umask, renamed in one step. Stale sidecars of the old target go."""
+    try:
+        fsync(partial)
+        apply_umask(partial)
+        for stale in (target + ".aux.xml",):
+            if os.path.exists(stale) and not os.path.exists(partial + ".aux.xml"):
+                os.remove(stale)
+        os.replace(partial, target)
+        if os.path.exists(partial + ".aux.xml"):
+            apply_umask(partial + ".aux.xml")
+            os.replace(partial + ".aux.xml", target + ".aux.xml")
+    except OSError as exc:
+        discard(partial)
+        raise write_error(key, target, exc) from None
+
+
+def discard(partial: str | None) -> None:
+    """Remove a partial file (and its sidecars) or folder; never fails."""
+    if not partial:
+        return
+    for p in [partial] + sidecars(partial):
+        if os.path.lexists(p):
+            _remove(p)
+
+
+@contextmanager
+def partial_file(target: str, key: str):
+    """Write ``target`` through a partial file: yields its path; on success the file replaces
+    ``target``, on any error or cancel it is removed and ``target`` is untouched.
+
+    Write errors (``OSError``, GDAL's ``RuntimeError`` naming a write failure) become a message
+    naming ``key``.
+    """
+    tmp = partial_path(target)
+    try:
+        yield tmp
+    except OSError as exc:
+        discard(tmp)
+        raise write_error(key, target, exc) from None
+    except BaseException:
+        discard(tmp)
+        raise
+    commit(tmp, target, key)
+
+
+def write_text(target: str, key: str, text: str) -> str:
+    """Write a text file (a report, a style) whole or not at all."""
+    with partial_file(target, key) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    return target
+
+
+# ---- GDAL rasters ---------------------------------------------------------------------------------
+
+def close_raster(ds, key: str, path: str) -> None:
+    """Flush a dataset opened for writing; any write error (disk full) is an error naming ``key``.
+
+    GDAL reports errors of the final close only as "Exception ignored": everything is flushed here,
+    where errors raise, and :func:`verify_raster` reads the file back after the close.
+    """
+    try:
+        ds.FlushCache()
+    except RuntimeError as exc:
+        raise write_error(key, path, exc) from None
+
+
+def verify_raster(path: str, key: str, target: str | None = None) -> None:
+    """Read a written raster back whole (every block decodes): a truncated file is an error."""
+    from osgeo import gdal
+
+    try:
+        ds = gdal.Open(path)
+        for b in range(1, ds.RasterCount + 1):
+            ds.GetRasterBand(b).Checksum()
+        ds = None
+    except RuntimeError as exc:
+        raise write_error(key, target or path, exc) from None
+
+
+# ---- OGR vector layers ----------------------------------------------------------------------------
+
+@contextmanager
+def vector_layer(target: str, key: str, driver: str, srs, geometry_type: int, options: list[str] | None = None):
+    """Yield an empty OGR layer to fill; afterwards it is the output, whole or not at all.
+
+    In a multi-layer container that exists already (a GeoPackage of the user's project) only the
+    layer named by ``target`` (``path|layername=NAME``, else the file's name) is written or
+    replaced; every other layer stays. Other formats are written to a partial file that replaces
+    the target when complete.
+    """
+    from osgeo import ogr
+
+    file, _ = split_layer(target)
+    name = layer_name(target)
+    if driver in CONTAINER_DRIVERS and os.path.exists(file):
+        yield from _container_layer(file, name, key, srs, geometry_type)
+        return
+    tmp = partial_path(file)
+    ds = None
+    try:
+        ds = ogr.GetDriverByName(driver).CreateDataSource(tmp)
+        if ds is None:
+            raise OSError(f"cannot create {tmp}")
+        layer = ds.CreateLayer(name, srs, geometry_type, options or [])
+        yield layer
+        ds.FlushCache()
+        ds = layer = None
+        _verify_layer(tmp, name, key, file)
+        for part in [tmp] + [s for s in sidecars(tmp) if os.path.exists(s) and not s.endswith((".qml", ".aux.xml"))]:
+            suffix = part[len(os.path.splitext(tmp)[0]):]
+            commit(part, os.path.splitext(file)[0] + suffix, key)
+    except (OSError, RuntimeError) as exc:
+        ds = None
+        discard(tmp)
+        raise write_error(key, file, exc) from None
+    except BaseException:
+        ds = None
+        discard(tmp)
+        raise
+
+
+def _container_layer(file: str, name: str, key: str, srs, geometry_type: int):
+    from osgeo import ogr
+
+    temp_name = f"{name}{PARTIAL_MARK.replace('.', '_').replace('-', '_')}{os.getpid()}_{secrets.token_hex(4)}"
+    try:
+        ds = ogr.Open(file, 1)
+    except RuntimeError as exc:
+        raise UserInputError(key, f"'{file}' exists but cannot be opened for writing ({str(exc).splitlines()[0]}); "
+                                  "choose another file.") from None
+    try:
+        layer = ds.CreateLayer(temp_name, srs, geometry_type)
+        yield layer
+        ds.StartTransaction()
+        for i in range(ds.GetLayerCount()):
+            if ds.GetLayer(i).GetName() == name:
+                ds.DeleteLayer(i)
+                break
+        layer.Rename(name)
+        ds.CommitTransaction()
+        ds.FlushCache()
+        ds = layer = None
+    except BaseException as exc:
+        try:
+            if ds is not None:
+                for i in range(ds.GetLayerCount()):
+                    if ds.GetLayer(i).GetName() == temp_name:
+                        ds.DeleteLayer(i)
+                        break
+        except RuntimeError:
+            pass
+        ds = layer = None
+        if isinstance(exc, (OSError, RuntimeError)):
+            raise write_error(key, file, exc) from None
+        raise
+
+
+def remove_partial_layers(file: str) -> None:
+    """Drop layers of killed runs (``NAME_unet_partial_PID_…``) from a container we write into."""
+    from osgeo import ogr
+
+    mark = PARTIAL_MARK.replace(".", "_").replace("-", "_")
+    try:
+        ds = ogr.Open(file, 1)
+    except RuntimeError:
+        return
+    if ds is None:
+        return
+    for i in reversed(range(ds.GetLayerCount())):
+        name = ds.GetLayer(i).GetName()
+        if mark in name:
+            pid = name.split(mark, 1)[1].split("_", 1)[0]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                ds.DeleteLayer(i)
+    ds = None
+
+
+def _verify_layer(path: str, name: str, key: str, target: str) -> None:
+    from osgeo import ogr
+
+    try:
+        ds = ogr.Open(path)
+        layer = ds.GetLayerByName(name) or ds.GetLayer(0)
+        for _ in layer:
+            pass
+        ds = None
+    except (RuntimeError, AttributeError) as exc:
+        raise write_error(key, target, exc if isinstance(exc, RuntimeError) else RuntimeError("unreadable")) from None
+
+
+OGR_FIELD_TYPES = {"str": "OFTString", "int": "OFTInteger", "int64": "OFTInteger64", "float": "OFTReal"}
+
+
+def write_table(path: str, key: str, fields: list[tuple[str, str]], rows, crs_wkt: str, polygons: bool) -> str:
+    """Write rows ``(wkb or None, [attributes])`` as a layer (polygons or a table without geometry),
+    whole or not at all; in an existing GeoPackage only this layer is written or replaced."""
+    from osgeo import ogr, osr
+
+    from .regions import vector_driver
+
+    file = split_layer(path)[0]
+    srs = None
+    if polygons:
+        srs = osr.SpatialReference()
+        srs.ImportFromWkt(crs_wkt)
+    driver = vector_driver(file, key)
+    options = ["GEOMETRY=AS_WKT"] if driver == "CSV" and polygons else []  # a CSV keeps the polygons as WKT
+    with vector_layer(path, key, driver, srs, ogr.wkbPolygon if polygons else ogr.wkbNone, options) as layer:
+        for name, kind in fields:
+            layer.CreateField(ogr.FieldDefn(name, getattr(ogr, OGR_FIELD_TYPES[kind])))
+        layer.StartTransaction()
+        for wkb, attributes in rows:
+            f = ogr.Feature(layer.GetLayerDefn())
+            for i, v in enumerate(attributes):
+                if v is not None and v == v:
+                    f.SetField(i, v)
+            if wkb is not None:
+                f.SetGeometry(ogr.CreateGeometryFromWkb(wkb))
+            layer.CreateFeature(f)
+        layer.CommitTransaction()
+    return path
