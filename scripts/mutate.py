@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORRECTNESS = "tests/test_correctness.py"
+SAFETY = "tests/test_safety.py"
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ MUTATIONS = [
              "        r0, r1 = max(y0 - y, 0), min(y1 - y, nrows)", "        r0, r1 = 0, nrows",
              ("tests/test_cli.py",)),
     Mutation("the other processes' rows are not merged", "unet_plugin/ml/predict.py",
-             "            _merge_parts(config, rows, window.height, distributed.world())", "            pass",
+             "            _merge_parts(config, rows, window.height, distributed.world(), stamp)", "            pass",
              ("tests/test_cli.py",)),
     # issue 15: what training steps see
     Mutation("the mosaic puts each chip one row too low", "unet_plugin/ml/sampling.py",
@@ -137,6 +138,44 @@ MUTATIONS = [
              "return (True, round(min(worst, floor), 3), float(kept.sum()))",
              "return (True, -round(min(worst, floor), 3), float(kept.sum()))",
              ("tests/test_train.py::test_split_keeps_rare_classes_for_training",)),
+    # issue 25: nothing lost, ever
+    Mutation("outputs not checked against inputs and each other", "unet_plugin/core/outputs.py",
+             "    read = [(r, key) for key, path in inputs.items()", "    return\n    read = [(r, key) for key, path in inputs.items()",
+             (f"{SAFETY}::test_cli_refuses_before_work[classify-output-is-input]",
+              f"{SAFETY}::test_cli_refuses_before_work[train-report-is-model]")),
+    Mutation("a close error swallowed", "unet_plugin/core/outputs.py",
+             "        ds.FlushCache()\n    except RuntimeError as exc:\n        raise write_error(key, path, exc) from None",
+             "        ds.FlushCache()\n    except RuntimeError:\n        pass",
+             (f"{SAFETY}::test_close_errors_are_errors",)),
+    Mutation("a written raster not read back before it replaces the target", "unet_plugin/ml/predict.py",
+             "    verify_raster(tmp, key, final)\n", "",
+             (f"{SAFETY}::test_disk_full_classify_keeps_the_earlier_map",)),
+    Mutation("the whole GeoPackage replaced, not our layer", "unet_plugin/core/outputs.py",
+             "    if driver in CONTAINER_DRIVERS and os.path.exists(file):", "    if False:",
+             (f"{SAFETY}::test_gpkg_outputs_write_one_layer_and_keep_the_others",)),
+    Mutation("a non-finite model saved", "unet_plugin/ml/modelfile.py",
+             "    if bad:\n", "    if False:\n",
+             (f"{SAFETY}::test_a_non_finite_model_is_never_saved",)),
+    Mutation("a non-finite model classified", "unet_plugin/ml/modelfile.py",
+             "    if not all(bool(torch.isfinite(t).all())", "    if False and not all(bool(torch.isfinite(t).all())",
+             (f"{SAFETY}::test_cli_refuses_before_work[classify-nan-model]",)),
+    Mutation("a re-export removes everything in the folder", "unet_plugin/core/chips.py",
+             "    for rel in owned_files(output):", "    for rel in os.listdir(output):",
+             (f"{SAFETY}::test_reexport_replaces_only_its_own_files",)),
+    Mutation("two runs share one partial file", "unet_plugin/ml/predict.py",
+             '    stamp = distributed.agree(f"{os.getpid()}-{secrets.token_hex(4)}")', '    stamp = "0-00000000"',
+             (f"{SAFETY}::test_two_runs_onto_one_output_both_finish",)),
+    Mutation("training saves over OUTPUT_MODEL at once", "unet_plugin/ml/train.py",
+             "        partial = partial_path(config.output_model) if distributed.is_main() else config.output_model",
+             "        partial = config.output_model",
+             (f"{SAFETY}::test_diverging_training_names_the_learning_rate_and_saves_nothing",)),
+    Mutation("Ctrl-C stops at once instead of canceling", "unet_plugin/cli.py",
+             "            term.warn(\"Canceling at the next step… (press Ctrl-C again to stop at once)\")\n            return",
+             "            raise KeyboardInterrupt",
+             (f"{SAFETY}::test_ctrl_c_in_training_keeps_the_best_model_and_writes_the_report",)),
+    Mutation("band names not compared", "unet_plugin/ml/predict.py",
+             "    if clash:\n        i, m, h = clash[0]", "    if False:\n        i, m, h = clash[0]",
+             (f"{SAFETY}::test_cli_refuses_before_work[classify-bands-reversed]",)),
 ]
 
 

@@ -76,7 +76,9 @@ def test_a_deepness_style_run_draws_our_map(onnx_model, tiny_model, tmp_path):
     from unet_segmentation.unet_plugin.ml.predict import ClassifyConfig, classify
 
     ours = str(tmp_path / "ours.tif")
-    classify(ClassifyConfig(input=NC_IMAGE, model=tiny_model[0], output=ours, tile_size=64, overlap=0, engine="torch"),
+    # float32 as Deepness runs the graph (PRECISION=auto may pick bf16 on CPUs that have it: ≥ 99 %, not bit for bit)
+    classify(ClassifyConfig(input=NC_IMAGE, model=tiny_model[0], output=ours, tile_size=64, overlap=0, engine="torch",
+                            precision="full"),
              log=lambda m: None)
     ours = gdal.Open(ours).ReadAsArray()
     sess, parsed, _ = deepness_parse(onnx_model)

@@ -295,11 +295,11 @@ def _refusals():
         ("classify-complex", C, lambda w, d: {"INPUT": w["complex"], "MODEL": w["model"], "OUTPUT": d / "m.tif"}, "INPUT", lambda w: []),
         ("train-empty-init-model", T, lambda w, d: {"CHIPS": w["chips"], "INIT_MODEL": w["empty"], "OUTPUT_MODEL": d / "m.pt"},
          "INIT_MODEL", lambda w: []),
-        ("train-truncated-dataset", T, lambda w, d: {"CHIPS": w["chips_truncated"], "OUTPUT_MODEL": d / "m.pt"}, "CHIPS", lambda w: []),
-        ("train-dataset-without-chips", T, lambda w, d: {"CHIPS": w["chips_nokeys"], "OUTPUT_MODEL": d / "m.pt"}, "CHIPS", lambda w: []),
-        ("train-chip-missing", T, lambda w, d: {"CHIPS": w["chips_missing"], "OUTPUT_MODEL": d / "m.pt"}, "CHIPS", lambda w: []),
-        ("train-bad-emd", T, lambda w, d: {"CHIPS": w["chips_esri_bad"], "OUTPUT_MODEL": d / "m.pt"}, "CHIPS", lambda w: []),
-        ("train-latin1-map", T, lambda w, d: {"CHIPS": w["chips_latin1"], "OUTPUT_MODEL": d / "m.pt"}, "CHIPS", lambda w: []),
+        ("train-truncated-dataset", T, lambda w, d: {"CHIPS": w["chips_truncated"], "PRETRAINED": "false", "OUTPUT_MODEL": d / "m.pt"}, "CHIPS", lambda w: []),
+        ("train-dataset-without-chips", T, lambda w, d: {"CHIPS": w["chips_nokeys"], "PRETRAINED": "false", "OUTPUT_MODEL": d / "m.pt"}, "CHIPS", lambda w: []),
+        ("train-chip-missing", T, lambda w, d: {"CHIPS": w["chips_missing"], "PRETRAINED": "false", "OUTPUT_MODEL": d / "m.pt"}, "CHIPS", lambda w: []),
+        ("train-bad-emd", T, lambda w, d: {"CHIPS": w["chips_esri_bad"], "PRETRAINED": "false", "OUTPUT_MODEL": d / "m.pt"}, "CHIPS", lambda w: []),
+        ("train-latin1-map", T, lambda w, d: {"CHIPS": w["chips_latin1"], "PRETRAINED": "false", "OUTPUT_MODEL": d / "m.pt"}, "CHIPS", lambda w: []),
         ("train-malicious-weights", T, lambda w, d: {"CHIPS": w["chips"], "ENCODER_WEIGHTS": w["evil"], "OUTPUT_MODEL": d / "m.pt"},
          "ENCODER_WEIGHTS", lambda w: []),
         ("export-points-as-labels", E, lambda w, d: {"INPUT": w["small"], "LABELS": w["points"], "OUTPUT": d / "chips"},
@@ -583,3 +583,34 @@ def test_sigterm_in_classify_keeps_the_earlier_map(no_qgis, world, tmp_path):
     assert rc == 130 and "Traceback" not in text and "Canceled" in text, text
     keep.check()
     assert os.listdir(tmp_path) == ["map.tif"]
+
+
+# ---- the guarantees one by one (each also a mutation in scripts/mutate.py) ------------------------
+
+def test_close_errors_are_errors(world, small_disk):
+    """A write that fails only when GDAL flushes (a full disk) raises, naming the output."""
+    from unet_segmentation.unet_plugin.core.errors import UserInputError
+    from unet_segmentation.unet_plugin.core.outputs import close_raster
+
+    path = str(small_disk / "big.tif")
+    ds = gdal.GetDriverByName("GTiff").Create(path, 2048, 2048, 1, gdal.GDT_Byte)
+    ds.GetRasterBand(1).WriteArray(np.random.default_rng(0).integers(0, 255, (2048, 2048), dtype=np.uint8))
+    with pytest.raises(UserInputError, match="disk is full") as e:
+        close_raster(ds, "OUTPUT", path)
+    assert e.value.parameter == "OUTPUT"
+    ds = None
+
+
+def test_a_non_finite_model_is_never_saved(world, tmp_path):
+    import torch
+
+    from unet_segmentation.unet_plugin.ml.modelfile import build_model, read_model_file, save_model
+
+    payload = read_model_file(world["model"])
+    model = build_model(payload["metadata"])
+    model.load_state_dict(payload["state_dict"])
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("inf"))
+    with pytest.raises(ValueError, match="not finite"):
+        save_model(str(tmp_path / "m.pt"), model, payload["metadata"])
+    assert os.listdir(tmp_path) == []

@@ -679,7 +679,7 @@ def _classify(config: ClassifyConfig, progress, is_canceled, log, warn) -> Class
                              (prob_ds, "OUTPUT_PROBABILITIES", config.output_probabilities)):
             if d is not None:
                 close_raster(d, key, path)
-        out_ds = conf_ds = prob_ds = None
+        d = out_ds = conf_ds = prob_ds = None  # no reference left: the files are closed (whole) here
         if distributed.active():
             counts[:] = distributed.total(counts)
             distributed.barrier()  # every process's rows are written

@@ -359,7 +359,6 @@ def train(
         if importlib.util.find_spec("onnx") is None:
             raise UserInputError("OUTPUT_ONNX", "writing ONNX needs the 'onnx' package: install it into QGIS's Python "
                                                 "(python -m pip install onnx), or leave OUTPUT_ONNX empty.")
-    data = load_chip_dataset(config.chips)  # a damaged chip folder is refused before anything is downloaded
     device = pick_device(config.device)
     encoder_state = None
     if not config.init_model and (config.encoder_weights or config.pretrained):
@@ -373,6 +372,7 @@ def train(
             raise UserInputError("ENCODER_WEIGHTS" if config.encoder_weights else "PRETRAINED", str(exc)) from None
         if distributed.is_main():
             distributed.barrier()
+    data = load_chip_dataset(config.chips)
     classes, lut = _classes_and_lut(data)
     k = len(classes)
     mean = np.array([s["mean"] for s in data.statistics], dtype=np.float64)
