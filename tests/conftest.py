@@ -140,3 +140,33 @@ def rasterize_like(ref_path: str, vector_path: str, attribute: str):
     src = ogr.Open(vector_path)
     gdal.RasterizeLayer(out, [1], src.GetLayer(0), options=[f"ATTRIBUTE={attribute}"])
     return out.ReadAsArray()
+
+
+# ---- the command line without QGIS (test_cli, test_safety) ----
+
+BLOCK_QGIS = "raise ImportError('qgis is blocked in this test: the command line must not need it')\n"
+
+
+@pytest.fixture(scope="session")
+def no_qgis(tmp_path_factory):
+    """A PYTHONPATH entry whose ``qgis`` package refuses to import, and an ``env(**extra)`` maker."""
+    folder = tmp_path_factory.mktemp("no_qgis")
+    (folder / "qgis").mkdir()
+    (folder / "qgis" / "__init__.py").write_text(BLOCK_QGIS)
+
+    def env(**extra):
+        e = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+        e["PYTHONPATH"] = os.pathsep.join([str(folder)] + [p for p in [extra.pop("PYTHONPATH", "")] if p])
+        e.pop("QT_QPA_PLATFORM", None)
+        e.update(extra)
+        return e
+    return env
+
+
+def cli(env, *args, torchrun: int = 0, timeout: int = 600):
+    """Run ``python -m unet_plugin ARGS`` (or under torchrun with ``torchrun`` processes) from the repository root."""
+    if torchrun:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}", "-m", "unet_plugin"]
+    else:
+        cmd = [sys.executable, "-m", "unet_plugin"]
+    return subprocess.run(cmd + [str(a) for a in args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)

@@ -16,35 +16,7 @@ import numpy as np
 import pytest
 from osgeo import gdal, ogr, osr
 
-from conftest import NC_IMAGE, NC_POLYGONS, NC_STRATA, ROOT, plugin_module
-
-BLOCK_QGIS = "raise ImportError('qgis is blocked in this test: the command line must not need it')\n"
-
-
-@pytest.fixture(scope="module")
-def no_qgis(tmp_path_factory):
-    """A PYTHONPATH entry whose ``qgis`` package refuses to import, and an ``env(**extra)`` maker."""
-    folder = tmp_path_factory.mktemp("no_qgis")
-    (folder / "qgis").mkdir()
-    (folder / "qgis" / "__init__.py").write_text(BLOCK_QGIS)
-
-    def env(**extra):
-        e = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
-        e["PYTHONPATH"] = os.pathsep.join([str(folder)] + [p for p in [extra.pop("PYTHONPATH", "")] if p])
-        e.pop("QT_QPA_PLATFORM", None)
-        e.update(extra)
-        return e
-    return env
-
-
-def cli(env, *args, torchrun: int = 0, timeout: int = 600):
-    """Run ``python -m unet_plugin ARGS`` (or under torchrun with ``torchrun`` processes) from the repository root."""
-    if torchrun:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}", "-m", "unet_plugin"]
-    else:
-        cmd = [sys.executable, "-m", "unet_plugin"]
-    return subprocess.run(cmd + [str(a) for a in args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-
+from conftest import NC_IMAGE, NC_POLYGONS, NC_STRATA, cli, plugin_module
 
 def results(run) -> dict:
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

@@ -33,9 +33,10 @@ Runs the U-Net plugin's algorithms without QGIS, with the keys and values of qgi
 
 KIND_NAMES = {
     "raster": "raster file", "bands": "band numbers, comma-separated", "polygons": "vector file (path or path|layername=NAME)",
+    "features": "vector file of polygons or points (path or path|layername=NAME)",
     "field": "field name", "enum": "one of", "extent": "xmin,xmax,ymin,ymax [EPSG:code]", "int": "integer", "float": "number",
     "bool": "true/false", "folder": "folder", "file": "file", "folder_out": "output folder", "file_out": "output file",
-    "raster_out": "output raster", "vector_out": "output vector file", "sink": "output vector file", "table": "output table (.csv, .gpkg…)",
+    "raster_out": "output raster", "vector_out": "output vector file", "sink": "output vector file", "point_sink": "output point file", "table": "output table (.csv, .gpkg…)",
 }
 
 
@@ -46,7 +47,7 @@ def algorithm_help(spec: P.Algorithm) -> str:
     out += ["", "Parameters:"]
     for p in spec.params:
         kind = KIND_NAMES[p.kind] + (" " + ", ".join(p.options) if p.kind == "enum" else "")
-        if p.kind in ("file", "file_out", "raster_out", "vector_out", "sink", "table") and p.extension:
+        if p.kind in ("file", "file_out", "raster_out", "vector_out", "sink", "point_sink", "table") and p.extension:
             kind += f" (.{p.extension})"
         flags = []
         if p.default is not None and not p.is_output:
@@ -248,10 +249,10 @@ class CommandLineInputs:
         file, _, options = text.partition("|")
         return os.path.abspath(os.path.expanduser(file)) + (f"|{options}" if options else "")
 
-    def write_table(self, key, fields, rows, crs_wkt, polygons):
+    def write_table(self, key, fields, rows, crs_wkt, geometry):
         from .core.outputs import write_table
 
-        return write_table(self.output(key), key, fields, rows, crs_wkt, polygons)
+        return write_table(self.output(key), key, fields, rows, crs_wkt, geometry)
 
 
 class Terminal:

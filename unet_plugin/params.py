@@ -24,10 +24,11 @@ LOSSES = ("cross-entropy", "focal", "cross-entropy+dice")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "full")
 UNLABELED = ("background", "ignore")
+ALLOCATIONS = ("proportional", "equal", "minimum-per-class")
 
 #: kinds of parameter: how QGIS shows them, how the command line reads them
-INPUT_KINDS = ("raster", "bands", "polygons", "field", "enum", "extent", "int", "float", "bool", "folder", "file")
-OUTPUT_KINDS = ("folder_out", "file_out", "raster_out", "vector_out", "sink", "table")
+INPUT_KINDS = ("raster", "bands", "polygons", "features", "field", "enum", "extent", "int", "float", "bool", "folder", "file")
+OUTPUT_KINDS = ("folder_out", "file_out", "raster_out", "vector_out", "sink", "point_sink", "table")
 
 
 @dataclass(frozen=True)
@@ -233,13 +234,19 @@ ASSESS = Algorithm(
        "Writes a table with, per class, the reference and mapped pixels, producer's accuracy (recall), user's "
        "accuracy (precision), F1 and IoU, and optionally an HTML report with the confusion matrix, overall "
        "accuracy and Cohen's kappa. Pixels that are nodata in either raster do not count; reference classes the "
-       "map does not know are an error that lists both."),
+       "map does not know are an error that lists both.\n\n"
+       "With labelled sample points as the reference (from Create Accuracy Sample), the map's classes are the strata "
+       "and the stratified estimators of Olofsson et al. (2014) run instead of pixel counting: the error matrix in "
+       "proportions of area, overall, user's and producer's accuracy and the error-adjusted area of every class, "
+       "each with a 95 % confidence interval (OUTPUT_AREAS)."),
     (
         _p("INPUT", "raster", N_("Class raster"), N_("The class map to assess, e.g. the output of Classify Raster.")),
-        _p("REFERENCE", "polygons", N_("Reference polygons"), N_("Polygons of known classes, in any CRS. Give these or a reference raster."),
-           optional=True),
-        _p("CLASS_FIELD", "field", N_("Class field"), N_("Field with the class names or codes of the map. Empty: every polygon is class 1."),
-           optional=True, parent="REFERENCE"),
+        _p("REFERENCE", "features", N_("Reference polygons or sample points"),
+           N_("Polygons of known classes, or labelled sample points (Create Accuracy Sample) for area estimates with "
+              "confidence intervals; in any CRS. Give these or a reference raster."), optional=True),
+        _p("CLASS_FIELD", "field", N_("Class field"),
+           N_("Field with the class names or codes of the map (for sample points: the field the analyst filled in, e.g. "
+              "reference). Empty: every polygon is class 1."), optional=True, parent="REFERENCE"),
         _p("REFERENCE_RASTER", "raster", N_("Reference raster"),
            N_("A classified reference raster instead of polygons, on any grid (resampled by nearest neighbour)."), optional=True),
         _p("UNLABELED", "enum", N_("Outside the reference polygons"),
@@ -250,8 +257,47 @@ ASSESS = Algorithm(
            N_("Per class: reference and mapped pixels, producer's and user's accuracy, F1 and IoU."), extension="csv"),
         _p("OUTPUT_REPORT", "file_out", N_("Accuracy report"), N_("A self-contained HTML page with the confusion matrix, overall accuracy and kappa."),
            optional=True, create_by_default=False, extension="html", file_filter=N_("HTML files (*.html)")),
+        _p("OUTPUT_AREAS", "table", N_("Area estimates"),
+           N_("With sample points as the reference: per class the mapped area, the error-adjusted area and its 95 % "
+              "confidence interval (hectares), user's and producer's accuracy with their intervals."),
+           optional=True, create_by_default=False, extension="csv"),
     ),
-    (Output("OVERALL_ACCURACY", N_("Overall accuracy")), Output("KAPPA", N_("Kappa")), Output("MEAN_IOU", N_("Mean IoU"))),
+    (Output("OVERALL_ACCURACY", N_("Overall accuracy")), Output("OVERALL_ACCURACY_CI95", N_("Overall accuracy: 95 % interval (±)")),
+     Output("KAPPA", N_("Kappa")), Output("MEAN_IOU", N_("Mean IoU"))),
 )
 
-ALGORITHMS = {a.id: a for a in (EXPORT, TRAIN, CLASSIFY, ASSESS)}
+SAMPLE = Algorithm(
+    "createaccuracysample", N_("Create Accuracy Sample"),
+    N_("A stratified random sample of points on a class map, for the good-practice accuracy assessment and area "
+       "estimates of Olofsson et al. (2014): the map's classes are the strata.\n\n"
+       "Label each point's reference field (the class you see in imagery of higher resolution or in the field), then "
+       "give the points to Assess Accuracy: it estimates every class's area with a 95 % confidence interval, and "
+       "overall, user's and producer's accuracy. The sample size follows from the standard error you want for overall "
+       "accuracy (eq. 13) unless you set it; the default allocation gives rare classes at least MIN_PER_CLASS points "
+       "and the rest of the sample in proportion to area. Nodata is never sampled; the same SEED gives the same points."),
+    (
+        _p("INPUT", "raster", N_("Class raster"), N_("The class map to sample, e.g. the output of Classify Raster.")),
+        _p("SAMPLE_SIZE", "int", N_("Sample size (points)"),
+           N_("Total number of points. 0: computed from the target standard error and the expected user's accuracy "
+              "(Olofsson et al. 2014, equation 13)."), 0, minimum=0),
+        _p("TARGET_STANDARD_ERROR", "float", N_("Target standard error of overall accuracy"),
+           N_("For the computed sample size: 0.01 gives overall accuracy within about ±2 % (95 % confidence)."), 0.01,
+           minimum=0.0001, maximum=0.5),
+        _p("EXPECTED_USERS_ACCURACY", "float", N_("Expected user's accuracy"),
+           N_("For the computed sample size: the user's accuracy you expect of the map's classes (0–1)."), 0.8,
+           minimum=0.01, maximum=0.99),
+        _p("ALLOCATION", "enum", N_("Allocation"),
+           N_("How the points are shared among the classes: proportional to area, equal, or minimum-per-class (every class at "
+              "least MIN_PER_CLASS points, the rest proportional; the paper's advice for rare classes)."),
+           "minimum-per-class", options=ALLOCATIONS),
+        _p("MIN_PER_CLASS", "int", N_("Minimum points per class"), N_("For ALLOCATION=minimum-per-class."), 50, minimum=1),
+        _p("EXTENT", "extent", N_("Extent"), N_("Area to sample. Empty: the whole class raster."), optional=True),
+        _p("SEED", "int", N_("Random seed"), N_("The same seed gives the same points."), 42, advanced=True),
+        _p("OUTPUT", "point_sink", N_("Sample points"),
+           N_("Points with map_value, map_class, an empty reference field to fill in, and their stratum's pixels and area."),
+           extension="gpkg"),
+    ),
+    (Output("POINT_COUNT", N_("Number of points")),),
+)
+
+ALGORITHMS = {a.id: a for a in (EXPORT, TRAIN, CLASSIFY, ASSESS, SAMPLE)}

@@ -55,8 +55,9 @@ class Inputs(Protocol):  # pragma: no cover - an interface
         """The path of an output parameter; ``None`` when an optional one is skipped."""
 
     def write_table(self, key: str, fields: list[tuple[str, str]], rows: list[tuple], crs_wkt: str,
-                    polygons: bool) -> str:
-        """Write rows ``(wkb or None, [attributes])`` to a table output; return where it went."""
+                    geometry) -> str:
+        """Write rows ``(wkb or None, [attributes])`` to a table output; return where it went.
+        ``geometry``: ``"polygon"`` (or True), ``"point"``, or None/False for a table without geometry."""
 
 
 def _null(value):
@@ -68,17 +69,29 @@ def _null(value):
     return value.value() if hasattr(value, "value") and not isinstance(value, (str, int, float)) else value
 
 
+POLYGON_TYPES = ("POLYGON", "MULTIPOLYGON", "CURVEPOLYGON", "MULTISURFACE")
+POINT_TYPES = ("POINT", "MULTIPOINT")
+
+
+def _geometry_names(items) -> set[str]:
+    from osgeo import ogr
+
+    return {ogr.GeometryTypeToName(ogr.GT_Flatten(ogr.CreateGeometryFromWkb(w).GetGeometryType())).upper().replace(" ", "")
+            for w, _ in items or ()}
+
+
+def _refuse_geometry(key: str, names: set[str], wanted: str) -> None:
+    raise UserInputError(key, f"the layer holds {', '.join(sorted(n.lower() for n in names))} geometries, not {wanted}. "
+                              "Choose such a layer (in a GeoPackage of several layers: path.gpkg|layername=NAME).")
+
+
 def polygons_of(inp: Inputs, key: str, crs: str, field: str | None = None) -> list | None:
     """:meth:`Inputs.polygons`, refusing layers of points or lines (burnt as single pixels, they
     would train on nothing), e.g. a GeoPackage whose first layer is not the polygons."""
-    from osgeo import ogr
-
     items = inp.polygons(key, crs, field)
-    for wkb, _ in items or ():
-        kind = ogr.GT_Flatten(ogr.CreateGeometryFromWkb(wkb).GetGeometryType())
-        if kind not in (ogr.wkbPolygon, ogr.wkbMultiPolygon, ogr.wkbCurvePolygon, ogr.wkbMultiSurface):
-            raise UserInputError(key, f"the layer holds {ogr.GeometryTypeToName(kind).lower()}s, not polygons. Choose a "
-                                      "polygon layer (in a GeoPackage of several layers: path.gpkg|layername=NAME).")
+    names = _geometry_names(items)
+    if names - set(POLYGON_TYPES):
+        _refuse_geometry(key, names - set(POLYGON_TYPES), "polygons")
     return items
 
 
@@ -180,16 +193,66 @@ def classify_raster(inp: Inputs, fb: Feedback) -> dict:
             "OUTPUT_PROBABILITIES": cfg.output_probabilities, "OUTPUT_POLYGONS": cfg.output_polygons}
 
 
+ACCURACY_FIELDS = [("class_value", "int"), ("class_name", "str"), ("reference_pixels", "int64"), ("mapped_pixels", "int64"),
+                   ("producers_accuracy", "float"), ("users_accuracy", "float"), ("f1", "float"), ("iou", "float")]
+
+
 def assess_accuracy(inp: Inputs, fb: Feedback) -> dict:
+    source, crs = inp.raster("INPUT")
+    field = inp.value("CLASS_FIELD") or None
+    reference = inp.polygons("REFERENCE", crs, field)
+    reference_raster = inp.raster("REFERENCE_RASTER")
+    if (reference is None) == (reference_raster is None):
+        raise UserInputError("REFERENCE", tr("give exactly one reference: polygons or sample points (REFERENCE), or a "
+                                             "classified raster (REFERENCE_RASTER)."))
+    names = _geometry_names(reference)
+    if names and names <= set(POINT_TYPES):
+        return _assess_sample(inp, fb, source, crs, field, reference)
+    if names - set(POLYGON_TYPES):
+        _refuse_geometry("REFERENCE", names - set(POLYGON_TYPES), "polygons or points")
+    if inp.output("OUTPUT_AREAS"):
+        raise UserInputError("OUTPUT_AREAS", tr("area estimates need a sample of labelled points as REFERENCE (Create "
+                                                "Accuracy Sample); a complete reference is assessed by counting pixels. "
+                                                "Leave OUTPUT_AREAS empty."))
+    return _assess_complete(inp, fb, source, crs, field, reference, reference_raster)
+
+
+def _assess_sample(inp: Inputs, fb: Feedback, source: str, crs: str, field: str | None, reference: list) -> dict:
+    """Assess Accuracy on labelled sample points: the stratified estimators (:mod:`.core.sample_accuracy`)."""
+    from osgeo import ogr
+
+    from .core.sample_accuracy import AREA_FIELDS, assess_sample, write_sample_report
+
+    if not field:
+        raise UserInputError("CLASS_FIELD", tr("sample points need the field that holds their reference labels (e.g. "
+                                               "reference, as Create Accuracy Sample writes it)."))
+    points = []
+    for wkb, value in reference:
+        g = ogr.CreateGeometryFromWkb(wkb)
+        if g.GetGeometryCount() > 1:
+            raise UserInputError("REFERENCE", tr("a sample feature holds several points; give one point per feature."))
+        g = g.GetGeometryRef(0) if g.GetGeometryCount() == 1 else g
+        points.append((g.GetX(), g.GetY(), _null(value)))
+    result = assess_sample(source, points, inp.extent("EXTENT", crs), fb.progress, fb.is_canceled, fb.log)
+    rows = [(None, [row[n] for n, _ in ACCURACY_FIELDS]) for row in result.rows]
+    table = inp.write_table("OUTPUT_TABLE", ACCURACY_FIELDS, rows, crs, False)
+    areas = None
+    if inp.output("OUTPUT_AREAS"):
+        areas = inp.write_table("OUTPUT_AREAS", AREA_FIELDS, [(None, [a[n] for n, _ in AREA_FIELDS]) for a in result.areas],
+                                crs, False)
+    report = inp.output("OUTPUT_REPORT")
+    if report:
+        write_sample_report(report, result, source, inp.source("REFERENCE") or "")
+    sc = result.scores
+    return {"OUTPUT_TABLE": table, "OUTPUT_REPORT": report, "OUTPUT_AREAS": areas, "OVERALL_ACCURACY": sc["accuracy"],
+            "OVERALL_ACCURACY_CI95": sc["accuracy_ci95"], "KAPPA": sc["kappa"], "MEAN_IOU": sc["miou"]}
+
+
+def _assess_complete(inp: Inputs, fb: Feedback, source: str, crs: str, field: str | None, reference, reference_raster) -> dict:
+    """Assess Accuracy on a complete reference (polygons or a raster): pixels counted (:mod:`.core.accuracy`)."""
     from .core.accuracy import AccuracyConfig, assess
     from .core.labels import write_polygons
 
-    source, crs = inp.raster("INPUT")
-    field = inp.value("CLASS_FIELD") or None
-    reference = polygons_of(inp, "REFERENCE", crs, field)
-    reference_raster = inp.raster("REFERENCE_RASTER")
-    if (reference is None) == (reference_raster is None):
-        raise UserInputError("REFERENCE", tr("give exactly one reference: polygons (REFERENCE) or a classified raster (REFERENCE_RASTER)."))
     scratch = tempfile.mkdtemp(prefix="unet-reference-")
     try:
         polygons = values = None
@@ -207,17 +270,49 @@ def assess_accuracy(inp: Inputs, fb: Feedback) -> dict:
         result = assess(cfg, fb.progress, fb.is_canceled, fb.log)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    fields = [("class_value", "int"), ("class_name", "str"), ("reference_pixels", "int64"), ("mapped_pixels", "int64"),
-              ("producers_accuracy", "float"), ("users_accuracy", "float"), ("f1", "float"), ("iou", "float")]
-    rows = [(None, [row[n] for n, _ in fields]) for row in result.rows]
-    table = inp.write_table("OUTPUT_TABLE", fields, rows, crs, False)
+    rows = [(None, [row[n] for n, _ in ACCURACY_FIELDS]) for row in result.rows]
+    table = inp.write_table("OUTPUT_TABLE", ACCURACY_FIELDS, rows, crs, False)
     sc = result.scores
-    return {"OUTPUT_TABLE": table, "OUTPUT_REPORT": result.report,
-            "OVERALL_ACCURACY": sc["accuracy"], "KAPPA": sc["kappa"], "MEAN_IOU": sc["miou"]}
+    return {"OUTPUT_TABLE": table, "OUTPUT_REPORT": result.report, "OUTPUT_AREAS": None, "OVERALL_ACCURACY": sc["accuracy"],
+            "OVERALL_ACCURACY_CI95": None, "KAPPA": sc["kappa"], "MEAN_IOU": sc["miou"]}
+
+
+SAMPLE_FIELDS = [("id", "int"), ("map_value", "int"), ("map_class", "str"), ("reference", "str"),
+                 ("stratum_pixels", "int64"), ("stratum_area_ha", "float")]
+
+
+def create_accuracy_sample(inp: Inputs, fb: Feedback) -> dict:
+    from osgeo import ogr
+
+    from .core.regions import write_points_qml
+    from .core.sample import SampleConfig, create_sample
+
+    source, crs = inp.raster("INPUT")
+    cfg = SampleConfig(input=source, sample_size=inp.value("SAMPLE_SIZE"),
+                       target_standard_error=inp.value("TARGET_STANDARD_ERROR"),
+                       expected_users_accuracy=inp.value("EXPECTED_USERS_ACCURACY"), allocation=inp.value("ALLOCATION"),
+                       min_per_class=inp.value("MIN_PER_CLASS"), extent=inp.extent("EXTENT", crs), seed=inp.value("SEED"))
+    result = create_sample(cfg, fb.progress, fb.is_canceled, fb.log)
+    names = {int(c["value"]): c["name"] for c in result.classes}
+    size = dict(zip(result.strata.values, zip(result.strata.pixels, result.strata.area_ha)))
+    rows = []
+    for i, p in enumerate(result.points, 1):
+        g = ogr.Geometry(ogr.wkbPoint)
+        g.AddPoint_2D(p["x"], p["y"])
+        px, ha = size[p["map_value"]]
+        rows.append((g.ExportToWkb(), [i, p["map_value"], names[p["map_value"]], None, int(px), float(ha)]))
+    out = inp.write_table("OUTPUT", SAMPLE_FIELDS, rows, crs, "point")
+    from .core.outputs import split_layer
+
+    if output_file(out):
+        write_points_qml(split_layer(out)[0], result.classes)
+    fb.log(f"{len(rows)} sample points written. Fill in each point's reference field (a class name or value of the map), "
+           "then run Assess Accuracy with the points as REFERENCE and CLASS_FIELD=reference.")
+    return {"OUTPUT": out, "POINT_COUNT": len(rows)}
 
 
 #: input kinds that are files or folders an output must not write over
-SOURCE_KINDS = ("raster", "polygons", "file", "folder")
+SOURCE_KINDS = ("raster", "polygons", "features", "file", "folder")
 
 
 def output_file(value) -> str | None:
@@ -273,4 +368,5 @@ def _checked(spec_id: str, runner):
 
 RUNNERS = {name: _checked(name, fn) for name, fn in (
     ("exporttrainingchips", export_training_chips), ("trainunet", train_unet),
-    ("classifyraster", classify_raster), ("assessaccuracy", assess_accuracy))}
+    ("classifyraster", classify_raster), ("assessaccuracy", assess_accuracy),
+    ("createaccuracysample", create_accuracy_sample))}

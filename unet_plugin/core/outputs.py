@@ -471,21 +471,23 @@ def _verify_layer(path: str, name: str, key: str, target: str) -> None:
 OGR_FIELD_TYPES = {"str": "OFTString", "int": "OFTInteger", "int64": "OFTInteger64", "float": "OFTReal"}
 
 
-def write_table(path: str, key: str, fields: list[tuple[str, str]], rows, crs_wkt: str, polygons: bool) -> str:
-    """Write rows ``(wkb or None, [attributes])`` as a layer (polygons or a table without geometry),
-    whole or not at all; in an existing GeoPackage only this layer is written or replaced."""
+def write_table(path: str, key: str, fields: list[tuple[str, str]], rows, crs_wkt: str, geometry) -> str:
+    """Write rows ``(wkb or None, [attributes])`` as a layer — ``geometry`` ``"polygon"`` (or True),
+    ``"point"``, or None/False for a table — whole or not at all; in an existing GeoPackage only this
+    layer is written or replaced."""
     from osgeo import ogr, osr
 
     from .regions import vector_driver
 
     file = split_layer(path)[0]
+    kind = {True: ogr.wkbPolygon, "polygon": ogr.wkbPolygon, "point": ogr.wkbPoint}.get(geometry, ogr.wkbNone)
     srs = None
-    if polygons:
+    if kind != ogr.wkbNone:
         srs = osr.SpatialReference()
         srs.ImportFromWkt(crs_wkt)
     driver = vector_driver(file, key)
-    options = ["GEOMETRY=AS_WKT"] if driver == "CSV" and polygons else []  # a CSV keeps the polygons as WKT
-    with vector_layer(path, key, driver, srs, ogr.wkbPolygon if polygons else ogr.wkbNone, options) as layer:
+    options = ["GEOMETRY=AS_WKT"] if driver == "CSV" and kind != ogr.wkbNone else []  # a CSV keeps geometries as WKT
+    with vector_layer(path, key, driver, srs, kind, options) as layer:
         for name, kind in fields:
             layer.CreateField(ogr.FieldDefn(name, getattr(ogr, OGR_FIELD_TYPES[kind])))
         layer.StartTransaction()

@@ -61,8 +61,8 @@ def check_output_format(path: str, parameter: str, kind: str) -> None:
     ext = os.path.splitext(file)[1].lower().lstrip(".")
     if kind == "raster_out":
         raster_format(file, parameter)
-    elif kind in ("vector_out", "sink", "table"):
-        allowed = TABLE_EXTENSIONS if kind == "table" else POLYGON_EXTENSIONS + (("csv",) if kind == "sink" else ())
+    elif kind in ("vector_out", "sink", "point_sink", "table"):
+        allowed = TABLE_EXTENSIONS if kind == "table" else POLYGON_EXTENSIONS + (("csv",) if "sink" in kind else ())
         if ext not in allowed:
             raise UserInputError(parameter, f"'.{ext}' cannot hold {'this table' if kind == 'table' else 'polygons'}; "
                                             f"use one of {', '.join('.' + e for e in allowed if e)}.")

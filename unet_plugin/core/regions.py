@@ -138,25 +138,53 @@ def _fill_polygons(layer, band, srs, classes: list[dict], is_canceled) -> int:
     return n
 
 
-def write_polygon_qml(path: str, classes: list[dict]) -> str:
-    """A categorized QGIS style (fill by class colour, legend by class name) beside the polygons."""
+def _symbol(i: int, kind: str, rgb) -> str:
+    r, g, b = rgb[:3]
+    if kind == "marker":
+        props = {"name": "circle", "color": f"{r},{g},{b},255", "outline_color": "35,35,35,255", "outline_width": "0.3",
+                 "size": "3"}
+        layer = "SimpleMarker"
+    else:
+        props = {"color": f"{r},{g},{b},255", "outline_color": f"{r},{g},{b},255", "outline_width": "0.1", "style": "solid"}
+        layer = "SimpleFill"
+    options = "".join(f'<Option type="QString" name="{k}" value="{v}"/>' for k, v in props.items())
+    legacy = "".join(f'<prop k="{k}" v="{v}"/>' for k, v in props.items())
+    return (f'<symbol type="{kind}" name="{i}" alpha="1"><layer class="{layer}" enabled="1" pass="0" locked="0">'
+            f'<Option type="Map">{options}</Option>{legacy}</layer></symbol>')
+
+
+def categorized_qml(classes: list[dict], field: str, kind: str, extra: str = "") -> str:
+    """A QGIS style that colours features by the class value in ``field`` (legend: class names)."""
     from xml.sax.saxutils import quoteattr
 
-    cats, symbols = [], []
-    for i, c in enumerate(sorted(classes, key=lambda c: int(c["value"]))):
-        cats.append(f'<category render="true" symbol="{i}" value="{int(c["value"])}" label={quoteattr(c["name"])}/>')
-        r, g, b = c["color"][:3]
-        symbols.append(
-            f'<symbol type="fill" name="{i}" alpha="1"><layer class="SimpleFill" enabled="1" pass="0" locked="0">'
-            f'<Option type="Map"><Option type="QString" name="color" value="{r},{g},{b},255"/>'
-            f'<Option type="QString" name="outline_color" value="{r},{g},{b},255"/>'
-            f'<Option type="QString" name="outline_width" value="0.1"/><Option type="QString" name="style" value="solid"/>'
-            f'</Option><prop k="color" v="{r},{g},{b},255"/><prop k="outline_color" v="{r},{g},{b},255"/>'
-            f'<prop k="outline_width" v="0.1"/><prop k="style" v="solid"/></layer></symbol>')
-    qml = (f"<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n<qgis version=\"3.22\" styleCategories=\"Symbology\">\n"
-           f'<renderer-v2 type="categorizedSymbol" attr="class_value" enableorderby="0" forceraster="0">\n'
-           f"<categories>{''.join(cats)}</categories>\n<symbols>{''.join(symbols)}</symbols>\n</renderer-v2>\n</qgis>\n")
+    ordered = sorted(classes, key=lambda c: int(c["value"]))
+    cats = "".join(f'<category render="true" symbol="{i}" value="{int(c["value"])}" label={quoteattr(c["name"])}/>'
+                   for i, c in enumerate(ordered))
+    symbols = "".join(_symbol(i, kind, c["color"]) for i, c in enumerate(ordered))
+    return (f"<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n<qgis version=\"3.22\" "
+            f"styleCategories=\"Symbology|Fields|Forms\">\n"
+            f'<renderer-v2 type="categorizedSymbol" attr="{field}" enableorderby="0" forceraster="0">\n'
+            f"<categories>{cats}</categories>\n<symbols>{symbols}</symbols>\n</renderer-v2>\n{extra}</qgis>\n")
+
+
+def write_polygon_qml(path: str, classes: list[dict]) -> str:
+    """A categorized QGIS style (fill by class colour, legend by class name) beside the polygons."""
     from .outputs import write_text
 
-    return write_text(os.path.splitext(path)[0] + ".qml", "OUTPUT_POLYGONS", qml)
+    return write_text(os.path.splitext(path)[0] + ".qml", "OUTPUT_POLYGONS",
+                      categorized_qml(classes, "class_value", "fill"))
 
+
+def write_points_qml(path: str, classes: list[dict]) -> str:
+    """The style of accuracy sample points: coloured by map class, and a drop-down of the map's class
+    names on the ``reference`` field, so labelling a point is one click in QGIS's attribute form."""
+    from xml.sax.saxutils import quoteattr
+
+    from .outputs import write_text
+
+    entries = "".join(f'<Option type="Map"><Option type="QString" name={quoteattr(c["name"])} value={quoteattr(c["name"])}/></Option>'
+                      for c in sorted(classes, key=lambda c: int(c["value"])))
+    form = ('<fieldConfiguration><field name="reference" configurationFlags="None"><editWidget type="ValueMap"><config>'
+            f'<Option type="Map"><Option type="List" name="map">{entries}</Option></Option></config></editWidget></field>'
+            '</fieldConfiguration>\n')
+    return write_text(os.path.splitext(path)[0] + ".qml", "OUTPUT", categorized_qml(classes, "map_value", "marker", form))

@@ -25,13 +25,13 @@ import torch
 from osgeo import gdal
 
 from ..core.errors import Canceled, UserInputError
-from ..core.paths import check_output_file
-from ..core.raster import (
-    check_bands,
-    extent_window, gdal_cache_budget, open_raster, raster_info, read_window, same_crs, window_geotransform,
+from ..core.outputs import (
+    PARTIAL_MARK, check_aliases, close_raster, commit, discard, partial_path, verify_raster, write_error, write_text,
 )
-from ..core.outputs import PARTIAL_MARK, check_aliases, close_raster, discard, write_error
-from ..core.paths import check_output_format, raster_format
+from ..core.paths import check_output_file, check_output_format, raster_format
+from ..core.raster import (
+    check_bands, extent_window, gdal_cache_budget, open_raster, raster_info, read_window, same_crs, window_geotransform,
+)
 from ..core.styles import NODATA, apply_classes_to_band, classes_qml
 from ..core.windows import Window, axis_origins
 from . import distributed
@@ -393,18 +393,9 @@ def probability_bytes(prob: np.ndarray) -> np.ndarray:
     return np.minimum(np.rint(prob * 255.0), 254).astype(np.uint8)
 
 
-def driver_for(path: str) -> str:
-    """GDAL driver of a raster output: formats that keep the class map exactly (see core.paths)."""
-    from ..core.paths import check_output_format, raster_format
-
-    return raster_format(path, "OUTPUT")
-
-
 def _finish_output(tmp: str, final: str, classes: list[dict] | None, key: str) -> None:
     """Style a finished partial GeoTIFF, read it back, and let it replace ``final`` (converted
     first where ``final`` is another format). Until then an earlier ``final`` is untouched."""
-    from ..core.outputs import commit, discard, partial_path, verify_raster, write_error, write_text
-
     if classes is not None:
         ds = gdal.Open(tmp, gdal.GA_Update)
         apply_classes_to_band(ds.GetRasterBand(1), classes)

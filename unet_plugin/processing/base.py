@@ -60,6 +60,9 @@ def qgis_parameter(p: P.Param):
         q = QgsProcessingParameterBand(p.key, label, None, p.parent, optional=opt, allowMultiple=True)
     elif kind == "polygons":
         q = QgsProcessingParameterFeatureSource(p.key, label, [QgsProcessing.SourceType.TypeVectorPolygon], optional=opt)
+    elif kind == "features":
+        q = QgsProcessingParameterFeatureSource(
+            p.key, label, [QgsProcessing.SourceType.TypeVectorPolygon, QgsProcessing.SourceType.TypeVectorPoint], optional=opt)
     elif kind == "field":
         q = QgsProcessingParameterField(p.key, label, None, p.parent, QgsProcessingParameterField.DataType.Any, optional=opt)
     elif kind == "enum":
@@ -88,10 +91,10 @@ def qgis_parameter(p: P.Param):
     elif kind == "vector_out":
         q = QgsProcessingParameterVectorDestination(p.key, label, QgsProcessing.SourceType.TypeVectorPolygon, optional=opt,
                                                     createByDefault=p.create_by_default)
-    elif kind in ("sink", "table"):
-        q = QgsProcessingParameterFeatureSink(
-            p.key, label, QgsProcessing.SourceType.TypeVectorPolygon if kind == "sink" else QgsProcessing.SourceType.TypeVector,
-            optional=opt, createByDefault=p.create_by_default)
+    elif kind in ("sink", "point_sink", "table"):
+        source_type = {"sink": QgsProcessing.SourceType.TypeVectorPolygon, "point_sink": QgsProcessing.SourceType.TypeVectorPoint,
+                       "table": QgsProcessing.SourceType.TypeVector}[kind]
+        q = QgsProcessingParameterFeatureSink(p.key, label, source_type, optional=opt, createByDefault=p.create_by_default)
     else:  # pragma: no cover - a declaration error
         raise ValueError(f"unknown parameter kind {kind!r} of {p.key}")
     with_help(q, tr(p.help))
@@ -259,33 +262,35 @@ class QgisInputs:
         if kind == "raster":
             layer = self.alg.parameterAsRasterLayer(self.parameters, key, self.context)
             return layer.source() if layer is not None else None
-        if kind == "polygons":
+        if kind in ("polygons", "features"):
             layer = self.alg.parameterAsVectorLayer(self.parameters, key, self.context)
             if layer is None or layer.providerType() != "ogr":
                 return None
             return layer.source()
         return self.value(key)
 
-    def write_table(self, key, fields, rows, crs_wkt, polygons):
+    def write_table(self, key, fields, rows, crs_wkt, geometry):
         from ..core.outputs import write_table
         from ..run import output_file
 
         path = output_file(self._sink_value(key))
         if path:  # a file: written by the plugin's writer (whole or not at all; one layer of a GeoPackage)
-            write_table(path, key, fields, rows, crs_wkt, polygons)
-            definition = self.parameters.get(key)
-            project = getattr(definition, "destinationProject", None)
-            if project is not None:
-                from ..core.outputs import layer_name, split_layer
+            from ..core.outputs import CONTAINER_DRIVERS, layer_name, split_layer
+            from ..core.regions import vector_driver
 
-                name = layer_name(path)
-                details = QgsProcessingContext.LayerDetails(name, project, key)
-                self.context.addLayerToLoadOnCompletion(f"{split_layer(path)[0]}|layername={name}", details)
+            write_table(path, key, fields, rows, crs_wkt, geometry)
+            file, name = split_layer(path)[0], layer_name(path)
+            if vector_driver(file, key) in CONTAINER_DRIVERS:
+                path = f"{file}|layername={name}"
+            project = getattr(self.parameters.get(key), "destinationProject", None)
+            if project is not None:
+                self.context.addLayerToLoadOnCompletion(path, QgsProcessingContext.LayerDetails(name, project, key))
             return path
         qfields = QgsFields()
         for name, kind in fields:
             qfields.append(QgsField(name, QVARIANTS[kind]))
-        wkb_type = QgsWkbTypes.Type.Polygon if polygons else QgsWkbTypes.Type.NoGeometry
+        wkb_type = {"point": QgsWkbTypes.Type.Point, True: QgsWkbTypes.Type.Polygon,
+                    "polygon": QgsWkbTypes.Type.Polygon}.get(geometry, QgsWkbTypes.Type.NoGeometry)
         sink, dest = self.alg.parameterAsSink(self.parameters, key, self.context, qfields, wkb_type,
                                               self._crs_of(crs_wkt))
         for wkb, attributes in rows:

@@ -8,6 +8,7 @@ from qgis.PyQt.QtGui import QIcon
 from .assess_accuracy import AssessAccuracy
 from .base import ICON, tr
 from .classify_raster import ClassifyRaster
+from .create_accuracy_sample import CreateAccuracySample
 from .export_chips import ExportTrainingChips
 from .train_unet import TrainUnet
 
@@ -29,5 +30,5 @@ class UnetProvider(QgsProcessingProvider):
         return ICON
 
     def loadAlgorithms(self):
-        for alg in (ExportTrainingChips(), TrainUnet(), ClassifyRaster(), AssessAccuracy()):
+        for alg in (ExportTrainingChips(), TrainUnet(), ClassifyRaster(), AssessAccuracy(), CreateAccuracySample()):
             self.addAlgorithm(alg)
