@@ -170,10 +170,26 @@ Das Raster wird in überlappenden Kacheln verarbeitet, die überblendet werden, 
     <message>
       <source>How good is a class map? Compares a class raster (from Classify Raster, or any classified raster) with reference data: polygons with a class field (class names or codes, matched to the raster's class names and values) or a classified reference raster on any grid.
 
-Writes a table with, per class, the reference and mapped pixels, producer's accuracy (recall), user's accuracy (precision), F1 and IoU, and optionally an HTML report with the confusion matrix, overall accuracy and Cohen's kappa. Pixels that are nodata in either raster do not count; reference classes the map does not know are an error that lists both.</source>
+Writes a table with, per class, the reference and mapped pixels, producer's accuracy (recall), user's accuracy (precision), F1 and IoU, and optionally an HTML report with the confusion matrix, overall accuracy and Cohen's kappa. Pixels that are nodata in either raster do not count; reference classes the map does not know are an error that lists both.
+
+With labelled sample points as the reference (from Create Accuracy Sample), the map's classes are the strata and the stratified estimators of Olofsson et al. (2014) run instead of pixel counting: the error matrix in proportions of area, overall, user's and producer's accuracy and the error-adjusted area of every class, each with a 95 % confidence interval (OUTPUT_AREAS).</source>
       <translation>Wie gut ist eine Klassenkarte? Vergleicht ein Klassenraster (aus „Raster klassifizieren“ oder ein beliebiges klassifiziertes Raster) mit Referenzdaten: Polygone mit einem Klassenfeld (Klassennamen oder Codes, zugeordnet zu den Klassennamen und Werten des Rasters) oder ein klassifiziertes Referenzraster auf beliebigem Raster.
 
-Schreibt eine Tabelle mit Referenz- und kartierten Pixeln, Herstellergenauigkeit (Recall), Nutzergenauigkeit (Precision), F1 und IoU je Klasse sowie optional einen HTML-Bericht mit Konfusionsmatrix, Gesamtgenauigkeit und Cohens Kappa. Pixel, die in einem der Raster NoData sind, zählen nicht; Referenzklassen, die die Karte nicht kennt, sind ein Fehler, der beide Listen nennt.</translation>
+Schreibt eine Tabelle mit Referenz- und kartierten Pixeln, Herstellergenauigkeit (Recall), Nutzergenauigkeit (Precision), F1 und IoU je Klasse sowie optional einen HTML-Bericht mit Konfusionsmatrix, Gesamtgenauigkeit und Cohens Kappa. Pixel, die in einem der Raster NoData sind, zählen nicht; Referenzklassen, die die Karte nicht kennt, sind ein Fehler, der beide Listen nennt.
+
+Mit beschrifteten Stichprobenpunkten als Referenz (aus „Genauigkeitsstichprobe erstellen“) sind die Klassen der Karte die Schichten, und statt der Pixelzählung laufen die geschichteten Schätzer von Olofsson et al. (2014): die Fehlermatrix in Flächenanteilen, Gesamt-, Nutzer- und Herstellergenauigkeit und die fehlerbereinigte Fläche jeder Klasse, jeweils mit 95-%-Konfidenzintervall (OUTPUT_AREAS).</translation>
+    </message>
+    <message>
+      <source>Create Accuracy Sample</source>
+      <translation>Genauigkeitsstichprobe erstellen</translation>
+    </message>
+    <message>
+      <source>A stratified random sample of points on a class map, for the good-practice accuracy assessment and area estimates of Olofsson et al. (2014): the map's classes are the strata.
+
+Label each point's reference field (the class you see in imagery of higher resolution or in the field), then give the points to Assess Accuracy: it estimates every class's area with a 95 % confidence interval, and overall, user's and producer's accuracy. The sample size follows from the standard error you want for overall accuracy (eq. 13) unless you set it; the default allocation gives rare classes at least MIN_PER_CLASS points and the rest of the sample in proportion to area. Nodata is never sampled; the same SEED gives the same points.</source>
+      <translation>Eine geschichtete Zufallsstichprobe von Punkten auf einer Klassenkarte, für die Genauigkeitsbewertung und Flächenschätzung nach guter Praxis (Olofsson et al. 2014): die Klassen der Karte sind die Schichten.
+
+Tragen Sie für jeden Punkt die Referenzklasse ein (die Klasse, die Sie in höher aufgelösten Bildern oder im Gelände sehen), dann geben Sie die Punkte an „Genauigkeit bewerten“: es schätzt die Fläche jeder Klasse mit 95-%-Konfidenzintervall sowie Gesamt-, Nutzer- und Herstellergenauigkeit. Der Stichprobenumfang folgt aus dem gewünschten Standardfehler der Gesamtgenauigkeit (Gl. 13), sofern Sie ihn nicht festlegen; die Standardaufteilung gibt seltenen Klassen mindestens MIN_PER_CLASS Punkte und verteilt den Rest flächenproportional. NoData wird nie beprobt; derselbe SEED ergibt dieselben Punkte.</translation>
     </message>
     <message>
       <source>Input imagery</source>
@@ -568,16 +584,16 @@ Schreibt eine Tabelle mit Referenz- und kartierten Pixeln, Herstellergenauigkeit
       <translation>Die zu bewertende Klassenkarte, z. B. das Ergebnis von „Raster klassifizieren“.</translation>
     </message>
     <message>
-      <source>Reference polygons</source>
-      <translation>Referenzpolygone</translation>
+      <source>Reference polygons or sample points</source>
+      <translation>Referenzpolygone oder Stichprobenpunkte</translation>
     </message>
     <message>
-      <source>Polygons of known classes, in any CRS. Give these or a reference raster.</source>
-      <translation>Polygone bekannter Klassen, in beliebigem KBS. Diese oder ein Referenzraster angeben.</translation>
+      <source>Polygons of known classes, or labelled sample points (Create Accuracy Sample) for area estimates with confidence intervals; in any CRS. Give these or a reference raster.</source>
+      <translation>Polygone bekannter Klassen oder beschriftete Stichprobenpunkte (Genauigkeitsstichprobe erstellen) für Flächenschätzungen mit Konfidenzintervallen; in beliebigem KBS. Diese oder ein Referenzraster angeben.</translation>
     </message>
     <message>
-      <source>Field with the class names or codes of the map. Empty: every polygon is class 1.</source>
-      <translation>Feld mit den Klassennamen oder Codes der Karte. Leer: jedes Polygon ist Klasse 1.</translation>
+      <source>Field with the class names or codes of the map (for sample points: the field the analyst filled in, e.g. reference). Empty: every polygon is class 1.</source>
+      <translation>Feld mit den Klassennamen oder -codes der Karte (bei Stichprobenpunkten: das vom Bearbeiter ausgefüllte Feld, z. B. reference). Leer: jedes Polygon ist Klasse 1.</translation>
     </message>
     <message>
       <source>Reference raster</source>
@@ -616,8 +632,20 @@ Schreibt eine Tabelle mit Referenz- und kartierten Pixeln, Herstellergenauigkeit
       <translation>Eine eigenständige HTML-Seite mit Konfusionsmatrix, Gesamtgenauigkeit und Kappa.</translation>
     </message>
     <message>
+      <source>Area estimates</source>
+      <translation>Flächenschätzungen</translation>
+    </message>
+    <message>
+      <source>With sample points as the reference: per class the mapped area, the error-adjusted area and its 95 % confidence interval (hectares), user's and producer's accuracy with their intervals.</source>
+      <translation>Mit Stichprobenpunkten als Referenz: je Klasse die kartierte Fläche, die fehlerbereinigte Fläche und ihr 95-%-Konfidenzintervall (Hektar), Nutzer- und Herstellergenauigkeit mit ihren Intervallen.</translation>
+    </message>
+    <message>
       <source>Overall accuracy</source>
       <translation>Gesamtgenauigkeit</translation>
+    </message>
+    <message>
+      <source>Overall accuracy: 95 % interval (±)</source>
+      <translation>Gesamtgenauigkeit: 95-%-Intervall (±)</translation>
     </message>
     <message>
       <source>Kappa</source>
@@ -626,6 +654,70 @@ Schreibt eine Tabelle mit Referenz- und kartierten Pixeln, Herstellergenauigkeit
     <message>
       <source>Mean IoU</source>
       <translation>Mittlere IoU</translation>
+    </message>
+    <message>
+      <source>The class map to sample, e.g. the output of Classify Raster.</source>
+      <translation>Die zu beprobende Klassenkarte, z. B. die Ausgabe von Raster klassifizieren.</translation>
+    </message>
+    <message>
+      <source>Sample size (points)</source>
+      <translation>Stichprobenumfang (Punkte)</translation>
+    </message>
+    <message>
+      <source>Total number of points. 0: computed from the target standard error and the expected user's accuracy (Olofsson et al. 2014, equation 13).</source>
+      <translation>Gesamtzahl der Punkte. 0: berechnet aus dem angestrebten Standardfehler und der erwarteten Nutzergenauigkeit (Olofsson et al. 2014, Gleichung 13).</translation>
+    </message>
+    <message>
+      <source>Target standard error of overall accuracy</source>
+      <translation>Angestrebter Standardfehler der Gesamtgenauigkeit</translation>
+    </message>
+    <message>
+      <source>For the computed sample size: 0.01 gives overall accuracy within about ±2 % (95 % confidence).</source>
+      <translation>Für den berechneten Stichprobenumfang: 0,01 ergibt die Gesamtgenauigkeit auf etwa ±2 % (95 % Konfidenz).</translation>
+    </message>
+    <message>
+      <source>Expected user's accuracy</source>
+      <translation>Erwartete Nutzergenauigkeit</translation>
+    </message>
+    <message>
+      <source>For the computed sample size: the user's accuracy you expect of the map's classes (0–1).</source>
+      <translation>Für den berechneten Stichprobenumfang: die erwartete Nutzergenauigkeit der Kartenklassen (0–1).</translation>
+    </message>
+    <message>
+      <source>Allocation</source>
+      <translation>Aufteilung</translation>
+    </message>
+    <message>
+      <source>How the points are shared among the classes: proportional to area, equal, or minimum-per-class (every class at least MIN_PER_CLASS points, the rest proportional; the paper's advice for rare classes).</source>
+      <translation>Wie die Punkte auf die Klassen verteilt werden: flächenproportional, gleich oder minimum-per-class (jede Klasse mindestens MIN_PER_CLASS Punkte, der Rest proportional; die Empfehlung des Artikels für seltene Klassen).</translation>
+    </message>
+    <message>
+      <source>Minimum points per class</source>
+      <translation>Mindestpunkte je Klasse</translation>
+    </message>
+    <message>
+      <source>For ALLOCATION=minimum-per-class.</source>
+      <translation>Für ALLOCATION=minimum-per-class.</translation>
+    </message>
+    <message>
+      <source>Area to sample. Empty: the whole class raster.</source>
+      <translation>Zu beprobende Fläche. Leer: das ganze Klassenraster.</translation>
+    </message>
+    <message>
+      <source>The same seed gives the same points.</source>
+      <translation>Derselbe Startwert ergibt dieselben Punkte.</translation>
+    </message>
+    <message>
+      <source>Sample points</source>
+      <translation>Stichprobenpunkte</translation>
+    </message>
+    <message>
+      <source>Points with map_value, map_class, an empty reference field to fill in, and their stratum's pixels and area.</source>
+      <translation>Punkte mit map_value, map_class, einem leeren, auszufüllenden Feld reference sowie Pixelzahl und Fläche ihrer Schicht.</translation>
+    </message>
+    <message>
+      <source>Number of points</source>
+      <translation>Anzahl der Punkte</translation>
     </message>
     <message>
       <source>U-Net model (*.pt)</source>
@@ -676,8 +768,20 @@ Schreibt eine Tabelle mit Referenz- und kartierten Pixeln, Herstellergenauigkeit
       <translation>Das Training wurde abgebrochen; das bisher beste Modell wurde gespeichert.</translation>
     </message>
     <message>
-      <source>give exactly one reference: polygons (REFERENCE) or a classified raster (REFERENCE_RASTER).</source>
-      <translation>genau eine Referenz angeben: Polygone (REFERENCE) oder ein klassifiziertes Raster (REFERENCE_RASTER).</translation>
+      <source>give exactly one reference: polygons or sample points (REFERENCE), or a classified raster (REFERENCE_RASTER).</source>
+      <translation>genau eine Referenz angeben: Polygone oder Stichprobenpunkte (REFERENCE) oder ein klassifiziertes Raster (REFERENCE_RASTER).</translation>
+    </message>
+    <message>
+      <source>area estimates need a sample of labelled points as REFERENCE (Create Accuracy Sample); a complete reference is assessed by counting pixels. Leave OUTPUT_AREAS empty.</source>
+      <translation>Flächenschätzungen brauchen eine Stichprobe beschrifteter Punkte als REFERENCE (Genauigkeitsstichprobe erstellen); eine vollständige Referenz wird durch Pixelzählung bewertet. OUTPUT_AREAS leer lassen.</translation>
+    </message>
+    <message>
+      <source>sample points need the field that holds their reference labels (e.g. reference, as Create Accuracy Sample writes it).</source>
+      <translation>Stichprobenpunkte brauchen das Feld mit ihren Referenzklassen (z. B. reference, wie Genauigkeitsstichprobe erstellen es schreibt).</translation>
+    </message>
+    <message>
+      <source>a sample feature holds several points; give one point per feature.</source>
+      <translation>ein Stichprobenobjekt enthält mehrere Punkte; einen Punkt je Objekt angeben.</translation>
     </message>
     <message>
       <source>the layer has no polygons.</source>

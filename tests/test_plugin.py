@@ -19,13 +19,17 @@ DESIGN = {
     "unet:classifyraster": ["INPUT", "BANDS", "MODEL", "EXTENT", "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "TTA", "DEVICE", "PRECISION", "MIN_AREA",
                             "OUTPUT", "OUTPUT_CONFIDENCE", "OUTPUT_PROBABILITIES", "OUTPUT_POLYGONS"],
     "unet:assessaccuracy": ["INPUT", "REFERENCE", "CLASS_FIELD", "REFERENCE_RASTER", "UNLABELED", "EXTENT", "OUTPUT_TABLE",
-                            "OUTPUT_REPORT"],
+                            "OUTPUT_REPORT", "OUTPUT_AREAS"],
+    "unet:createaccuracysample": ["INPUT", "SAMPLE_SIZE", "TARGET_STANDARD_ERROR", "EXPECTED_USERS_ACCURACY", "ALLOCATION",
+                                  "MIN_PER_CLASS", "EXTENT", "SEED", "OUTPUT"],
 }
 OUTPUTS = {
     "unet:exporttrainingchips": {"OUTPUT", "FOOTPRINTS", "CHIP_COUNT"},
     "unet:trainunet": {"OUTPUT_MODEL", "OUTPUT_REPORT", "OUTPUT_ONNX", "VALIDATION_MIOU", "VALIDATION_ACCURACY", "EPOCHS_RUN"},
     "unet:classifyraster": {"OUTPUT", "OUTPUT_CONFIDENCE", "OUTPUT_PROBABILITIES", "OUTPUT_POLYGONS"},
-    "unet:assessaccuracy": {"OUTPUT_TABLE", "OUTPUT_REPORT", "OVERALL_ACCURACY", "KAPPA", "MEAN_IOU"},
+    "unet:assessaccuracy": {"OUTPUT_TABLE", "OUTPUT_REPORT", "OUTPUT_AREAS", "OVERALL_ACCURACY", "OVERALL_ACCURACY_CI95", "KAPPA",
+                            "MEAN_IOU"},
+    "unet:createaccuracysample": {"OUTPUT", "POINT_COUNT"},
 }
 DEFAULTS = {
     "unet:exporttrainingchips": {"UNLABELED": "background", "CHIP_SIZE": 256, "STRIDE": 0, "MIN_LABELED": 0, "MAX_NODATA": 50},
@@ -35,6 +39,8 @@ DEFAULTS = {
                        "TIME_LIMIT": 0, "PRECISION": "auto"},
     "unet:classifyraster": {"TILE_SIZE": 0, "OVERLAP": 25, "BATCH_SIZE": 4, "TTA": False, "DEVICE": "auto", "MIN_AREA": 0, "PRECISION": "auto"},
     "unet:assessaccuracy": {"UNLABELED": "ignore"},
+    "unet:createaccuracysample": {"SAMPLE_SIZE": 0, "TARGET_STANDARD_ERROR": 0.01, "EXPECTED_USERS_ACCURACY": 0.8,
+                                  "ALLOCATION": "minimum-per-class", "MIN_PER_CLASS": 50, "SEED": 42},
 }
 
 
@@ -139,7 +145,8 @@ def test_loads_and_explains_with_torch_blocked():
         f"print(assess(AccuracyConfig(input={NC_STRATA!r}, reference_raster={NC_STRATA!r})).scores['accuracy'])\n"
     )
     lines = _python(code).strip().splitlines()
-    assert lines[0] == "['unet:assessaccuracy', 'unet:classifyraster', 'unet:exporttrainingchips', 'unet:trainunet']"
+    assert lines[0] == "['unet:assessaccuracy', 'unet:classifyraster', 'unet:createaccuracysample', 'unet:exporttrainingchips', "\
+                       "'unet:trainunet']"
     assert lines[5].startswith("(True,") and lines[6] == "1.0"  # Assess Accuracy runs without torch
     for line in lines[1:3]:
         assert line.startswith("(False,") and "torch" in line and "pip install" in line

@@ -23,6 +23,7 @@ from .raster import extent_window, gdal_cache_budget, open_raster, raster_info
 from .sample import count_strata
 from .styles import default_color, hex_color
 
+FEW_POINTS = 10  # reference points of a class below which its interval is flagged as resting on few points
 #: fields of OUTPUT_AREAS, in order (the contract)
 AREA_FIELDS = [("class_value", "int"), ("class_name", "str"), ("mapped_area_ha", "float"), ("area_ha", "float"),
                ("area_ci95_ha", "float"), ("users_accuracy", "float"), ("users_ci95", "float"),
@@ -122,6 +123,11 @@ def _result(classes, counts, est: AreaEstimate, used, unlabelled, outside, log) 
         log(f"  {a['class_name']}: {a['area_ha']:,.1f} ± {_show(a['area_ci95_ha'], ',.1f')} ha (mapped {a['mapped_area_ha']:,.1f} ha); "
             f"user's {_show(a['users_accuracy'])} ± {_show(a['users_ci95'])}, producer's {_show(a['producers_accuracy'])} "
             f"± {_show(a['producers_ci95'])}")
+    few = [f"{c['name']} ({int(counts[:, i].sum())})" for i, c in enumerate(classes)
+           if 0 < counts[:, i].sum() < FEW_POINTS and est.map_area[i] > 0]
+    if few:
+        log("Warning: few sample points are of the reference classes " + ", ".join(few) + ": their area intervals rest on "
+            "few points and may be too narrow (the normal approximation). Add points where they may have been missed.")
     if no_sample:
         log("Warning: no sample point in the map classes " + ", ".join(no_sample) + ": their user's accuracy cannot be "
             "estimated and their area counts as mapped without correction. Add points there (Create Accuracy Sample).")
