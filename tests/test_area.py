@@ -256,3 +256,55 @@ def test_area_errors_name_the_parameter(no_qgis, class_map, tmp_path):
         run = cli(env, *args)
         assert run.returncode == 1 and f"Error: {key}: " in run.stderr and "Traceback" not in run.stderr, (key, run.stderr)
     assert not os.path.exists(tmp_path / "x.gpkg") and not os.path.exists(tmp_path / "a.csv")
+
+
+def test_in_a_modeler_model_after_classify_raster(provider, tiny_model, tmp_path):
+    """A Graphical Modeler model: Classify Raster → Create Accuracy Sample (the map feeds the sampler);
+    then the analyst labels and Assess Accuracy estimates the areas."""
+    import processing
+    from qgis.core import (
+        QgsProcessingModelAlgorithm, QgsProcessingModelChildAlgorithm, QgsProcessingModelChildParameterSource as Source,
+        QgsProcessingModelOutput, QgsProcessingModelParameter, QgsProcessingParameterRasterLayer,
+    )
+
+    from conftest import NC_IMAGE
+
+    m = QgsProcessingModelAlgorithm("classify and sample", "tests")
+    m.addModelParameter(QgsProcessingParameterRasterLayer("IMAGE", "Imagery"), QgsProcessingModelParameter("IMAGE"))
+    classify = QgsProcessingModelChildAlgorithm("unet:classifyraster")
+    classify.setChildId("classify")
+    classify.addParameterSources("INPUT", [Source.fromModelParameter("IMAGE")])
+    classify.addParameterSources("MODEL", [Source.fromStaticValue(tiny_model[0])])
+    classify.addParameterSources("PRECISION", [Source.fromStaticValue("full")])
+    out = QgsProcessingModelOutput("Classes", "Classes")
+    out.setChildOutputName("OUTPUT")
+    classify.setModelOutputs({"Classes": out})
+    m.addChildAlgorithm(classify)
+    sample = QgsProcessingModelChildAlgorithm("unet:createaccuracysample")
+    sample.setChildId("sample")
+    sample.addParameterSources("INPUT", [Source.fromChildOutput("classify", "OUTPUT")])
+    for key, value in (("SAMPLE_SIZE", 120), ("MIN_PER_CLASS", 10), ("ALLOCATION", "minimum-per-class")):
+        sample.addParameterSources(key, [Source.fromStaticValue(value)])
+    points = QgsProcessingModelOutput("Points", "Points")
+    points.setChildOutputName("OUTPUT")
+    sample.setModelOutputs({"Points": points})
+    sample.setDependencies([])
+    m.addChildAlgorithm(sample)
+    m.updateDestinationParameters()
+    res = processing.run(m, {"IMAGE": NC_IMAGE, "classify:Classes": str(tmp_path / "map.tif"),
+                             "sample:Points": str(tmp_path / "points.gpkg")})
+    assert res["sample:Points"] and os.path.exists(tmp_path / "points.gpkg")
+    pts = _points(tmp_path / "points.gpkg")
+    assert len(pts) == 120 and all(p["map_class"] for p in pts)
+    ds = ogr.Open(str(tmp_path / "points.gpkg"), 1)  # the analyst agrees with the map everywhere
+    layer = ds.GetLayer(0)
+    for f in layer:
+        f.SetField("reference", f.GetField("map_class"))
+        layer.SetFeature(f)
+    ds = None
+    res = processing.run("unet:assessaccuracy", {"INPUT": str(tmp_path / "map.tif"), "REFERENCE": str(tmp_path / "points.gpkg"),
+                                                  "CLASS_FIELD": "reference", "OUTPUT_TABLE": str(tmp_path / "t.csv"),
+                                                  "OUTPUT_AREAS": str(tmp_path / "a.csv")})
+    assert res["OVERALL_ACCURACY"] == 1.0 and res["OVERALL_ACCURACY_CI95"] == 0.0
+    rows = read_csv(tmp_path / "a.csv")
+    assert all(float(r["area_ha"]) == pytest.approx(float(r["mapped_area_ha"])) for r in rows)

@@ -187,6 +187,12 @@ def world(tmp_path_factory, tiny_model, strata_chips):
     empty = str(base / "nodata.tif")
     gdal.Translate(empty, small, noData=0, scaleParams=[[0, 1e9, 0, 0]], outputType=gdal.GDT_Float32)
     w["all_nodata"] = empty
+    elsewhere = str(base / "labels_elsewhere.tif")  # a label raster 200 km away from the imagery
+    src = gdal.Open(NC_STRATA)
+    gt = src.GetGeoTransform()
+    gdal.Translate(elsewhere, src, outputBounds=[gt[0] + 2e5, gt[3], gt[0] + 2e5 + src.RasterXSize * gt[1],
+                                                 gt[3] + src.RasterYSize * gt[5]])
+    w["labels_elsewhere"] = elsewhere
     # damaged chip folders
     for tag in ("truncated", "nokeys", "missing", "esri_bad", "latin1"):
         shutil.copytree(strata_chips, base / f"chips_{tag}")
@@ -309,6 +315,8 @@ def _refusals():
          "INPUT", lambda w: []),
         ("export-all-nodata", E, lambda w, d: {"INPUT": w["all_nodata"], "LABELS": w["labels"], "CHIP_SIZE": 64,
                                                "OUTPUT": d / "chips"}, "INPUT", lambda w: []),
+        ("export-labels-elsewhere", E, lambda w, d: {"INPUT": w["small"], "LABEL_RASTER": w["labels_elsewhere"], "CHIP_SIZE": 64,
+                                                     "OUTPUT": d / "chips"}, "LABEL_RASTER", lambda w: []),
         ("export-complex", E, lambda w, d: {"INPUT": w["complex"], "LABELS": w["labels"], "OUTPUT": d / "chips"}, "INPUT", lambda w: []),
         ("assess-complex", A, lambda w, d: {"INPUT": w["complex"], "REFERENCE": w["labels"], "OUTPUT_TABLE": d / "t.csv"},
          "INPUT", lambda w: []),

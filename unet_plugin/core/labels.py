@@ -184,6 +184,7 @@ def warp_label_raster(path: str, out_base: str, info: RasterInfo, window: Window
             and same_crs(src.GetProjection(), info.crs_wkt):
         gdal.Translate(out_base + ".vrt", src, format="VRT", srcWin=[window.col, window.row, window.width, window.height])
         return out_base + ".vrt"
+    _check_overlap(src, info, window, parameter)
     # resampled onto the window's own grid, in the image's row and column order (south-up too)
     out_path = out_base + ".tif"
     src_nodata = src.GetRasterBand(1).GetNoDataValue()
@@ -192,6 +193,28 @@ def warp_label_raster(path: str, out_base: str, info: RasterInfo, window: Window
     dst.FlushCache()
     dst = None
     return out_path
+
+
+def _check_overlap(src, info: RasterInfo, window: Window, parameter: str) -> None:
+    """Refuse a label or reference raster that lies entirely beside the area (wrong place or CRS), before any work."""
+    from osgeo import osr
+
+    gt = src.GetGeoTransform()
+    xs = [gt[0] + c * gt[1] + r * gt[2] for c in (0, src.RasterXSize) for r in (0, src.RasterYSize)]
+    ys = [gt[3] + c * gt[4] + r * gt[5] for c in (0, src.RasterXSize) for r in (0, src.RasterYSize)]
+    a, b = osr.SpatialReference(), osr.SpatialReference()
+    a.ImportFromWkt(src.GetProjection())
+    b.ImportFromWkt(info.crs_wkt)
+    for s in (a, b):
+        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    try:
+        x0, y0, x1, y1 = osr.CoordinateTransformation(a, b).TransformBounds(min(xs), min(ys), max(xs), max(ys), 21)
+    except RuntimeError:  # not transformable: let the warp decide
+        return
+    wx0, wy0, wx1, wy1 = window_bounds(info.geotransform, window)
+    if x1 <= wx0 or x0 >= wx1 or y1 <= wy0 or y0 >= wy1:
+        raise UserInputError(parameter, "the raster does not overlap the imagery (or EXTENT): it lies elsewhere. Check "
+                                        "that it covers the same area and that its coordinate reference system is right.")
 
 
 def same_grid(gt: tuple, info: RasterInfo, tolerance: float = 0.01) -> bool:
