@@ -308,3 +308,25 @@ def test_in_a_modeler_model_after_classify_raster(provider, tiny_model, tmp_path
     assert res["OVERALL_ACCURACY"] == 1.0 and res["OVERALL_ACCURACY_CI95"] == 0.0
     rows = read_csv(tmp_path / "a.csv")
     assert all(float(r["area_ha"]) == pytest.approx(float(r["mapped_area_ha"])) for r in rows)
+
+
+def test_sample_points_load_styled_and_ready_to_label(provider, class_map, tmp_path, qgis_iface):
+    """In QGIS the points load coloured by map class, and the reference field is a drop-down of the class names."""
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsProject
+
+    project = QgsProject.instance()
+    context = QgsProcessingContext()
+    context.setProject(project)
+    res = processing.runAndLoadResults("unet:createaccuracysample", {
+        "INPUT": class_map, "SAMPLE_SIZE": 70, "MIN_PER_CLASS": 10, "OUTPUT": str(tmp_path / "pts.gpkg")},
+        feedback=QgsProcessingFeedback(), context=context)
+    layers = [lyr for lyr in project.mapLayers().values() if lyr.source().split("|")[0] == str(tmp_path / "pts.gpkg")]
+    assert layers and layers[0].featureCount() == 70 == res["POINT_COUNT"]
+    renderer = layers[0].renderer()
+    assert renderer.type() == "categorizedSymbol" and renderer.classAttribute() == "map_value"
+    assert {c.label() for c in renderer.categories()} >= {"forest", "water", "sediment"}
+    widget = layers[0].editorWidgetSetup(layers[0].fields().indexOf("reference"))
+    assert widget.type() == "ValueMap"
+    assert "forest" in str(widget.config())
+    project.removeAllMapLayers()

@@ -332,10 +332,23 @@ CLI_ONLY = [  # values that only text can carry (QGIS's own widgets refuse them)
 ]
 
 
+# what some messages must (and must not) say besides the key
+WORDING = {"classify-model-folder": ("is a folder", None),
+           "train-malicious-weights": ("run code", "weights_only"),  # never torch's advice to load it unsafely
+           "export-one-pixel-raster": ("smaller than the smallest chip", None),
+           "export-all-nodata": ("only nodata", None),
+           "classify-bands-reversed": ("BANDS=6,5,4,3,2,1", None)}
+
+
 def _check_refusal(run, w, name, params, key, kept):
     d = out(w, name)
     keep = Kept(*kept(w))
-    refused(run(params(w, d)), key)
+    rc, text = run(params(w, d))
+    refused((rc, text), key)
+    must, must_not = WORDING.get(name, (None, None))
+    assert must is None or must in text, text[-1500:]
+    errors = "\n".join(ln for ln in text.splitlines() if f"{key}: " in ln)
+    assert must_not is None or must_not not in errors, errors
     keep.check()
     assert not leftovers(w["base"]), leftovers(w["base"])
     assert not [p for p in os.listdir(d)], f"{name} left {os.listdir(d)}"

@@ -8,6 +8,7 @@ those counts, so a new backbone is one registry entry.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -110,7 +111,9 @@ def load_weights_file(path: str) -> dict:
     and Landsat ResNets are timm ResNets, whose key names are torchvision's). The classifier is dropped.
     """
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols are not the user's business
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         text = str(exc)
         if "weights_only" in text or "global" in text.lower():  # never repeat torch's advice to load it unsafely
