@@ -352,16 +352,16 @@ Tragen Sie für jeden Punkt die Referenzklasse ein (die Klasse, die Sie in höhe
       <translation>Epochen</translation>
     </message>
     <message>
-      <source>Passes over the training chips.</source>
-      <translation>Durchläufe über die Trainingschips.</translation>
+      <source>Passes over the training chips, at most. 0: automatic — 20, or with a time limit as many as fit in it.</source>
+      <translation>Höchstzahl der Durchläufe über die Trainingschips. 0: automatisch — 20, mit Zeitlimit so viele, wie hineinpassen.</translation>
     </message>
     <message>
       <source>Time limit (minutes)</source>
       <translation>Zeitlimit (Minuten)</translation>
     </message>
     <message>
-      <source>Stop after this many minutes, keeping the best model; the learning-rate schedule is planned to end at the limit. 0: no limit (EPOCHS decides).</source>
-      <translation>Nach so vielen Minuten aufhören und das beste Modell behalten; der Lernraten-Verlauf wird so geplant, dass er zum Limit endet. 0: kein Limit (EPOCHS entscheidet).</translation>
+      <source>Stop after this many minutes, keeping the best model: the learning-rate schedule is planned to end at the limit, and everything (the learning-rate test, validation, saving) fits in it. 0: no limit (EPOCHS decides).</source>
+      <translation>Nach so vielen Minuten aufhören und das beste Modell behalten: der Lernraten-Verlauf wird so geplant, dass er zum Limit endet, und alles (Lernratentest, Validierung, Speichern) passt hinein. 0: kein Limit (EPOCHS entscheidet).</translation>
     </message>
     <message>
       <source>Batch size</source>

@@ -33,7 +33,7 @@ OUTPUTS = {
 }
 DEFAULTS = {
     "unet:exporttrainingchips": {"UNLABELED": "background", "CHIP_SIZE": 256, "STRIDE": 0, "MIN_LABELED": 0, "MAX_NODATA": 50},
-    "unet:trainunet": {"BACKBONE": "resnet34", "PRETRAINED": True, "EPOCHS": 20, "BATCH_SIZE": 8, "LEARNING_RATE": 0,
+    "unet:trainunet": {"BACKBONE": "resnet34", "PRETRAINED": True, "EPOCHS": 0, "BATCH_SIZE": 8, "LEARNING_RATE": 0,
                        "VALIDATION_PERCENT": 10, "EARLY_STOPPING": 5, "LOSS": "cross-entropy", "CLASS_BALANCING": False,
                        "AUGMENT": True, "FREEZE_ENCODER": False, "DEVICE": "auto", "SEED": 42,
                        "TIME_LIMIT": 0, "PRECISION": "auto"},

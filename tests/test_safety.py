@@ -636,3 +636,40 @@ def test_a_non_finite_model_is_never_saved(world, tmp_path):
     with pytest.raises(ValueError, match="not finite"):
         save_model(str(tmp_path / "m.pt"), model, payload["metadata"])
     assert os.listdir(tmp_path) == []
+
+
+def test_a_truncated_raster_fails_the_read_back(world, tmp_path):
+    """What replaces a target is read back whole first: a file cut short (a network drive that
+    dropped the end) is an error naming the output, not a new map."""
+    from unet_segmentation.unet_plugin.core.errors import UserInputError
+    from unet_segmentation.unet_plugin.core.outputs import verify_raster
+
+    path = str(tmp_path / "cut.tif")
+    gdal.Translate(path, world["small"], creationOptions=["TILED=YES", "COMPRESS=DEFLATE"])
+    verify_raster(path, "OUTPUT")  # whole: fine
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: len(data) * 2 // 3])
+    with pytest.raises(UserInputError) as e:
+        verify_raster(path, "OUTPUT", "/data/map.tif")
+    assert e.value.parameter == "OUTPUT" and "/data/map.tif" in e.value.message
+
+
+def test_the_earlier_model_stays_until_training_has_one_to_keep(world, tmp_path):
+    """Training writes its best epoch beside OUTPUT_MODEL: during the run the earlier model is the
+    file there, byte for byte; at the end the new one replaces it."""
+    from unet_segmentation.unet_plugin.ml.train import TrainConfig, train
+
+    model = tmp_path / "model.pt"
+    shutil.copy(world["model"], model)
+    before = digest(model)
+    seen = []
+
+    def watch():  # called before every step: what a colleague opening OUTPUT_MODEL now would get
+        seen.append(digest(model) == before)
+        return False
+    logs = []
+    train(TrainConfig(chips=world["chips"], output_model=str(model), backbone="resnet18", pretrained=False, epochs=3,
+                      learning_rate=0.002, early_stopping=0), is_canceled=watch, log=logs.append)
+    assert sum("best, saved" in m for m in logs) >= 1 and len(seen) > 20
+    assert all(seen)  # untouched through every epoch, also after "best, saved"
+    assert digest(model) != before and not leftovers(tmp_path)

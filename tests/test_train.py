@@ -4,6 +4,9 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -53,6 +56,8 @@ def test_learns_above_the_trivial_baseline(tiny_model):
 
 
 def test_early_stopping_keeps_the_best_epoch(small_chips, tmp_path, monkeypatch):
+    """No improvement for 2 epochs after epoch 2 — but early stopping only watches once 60 % of the
+    schedule is done (the learning rate has come down): it stops after epoch 5 of 7, not 4."""
     series = iter([0.30, 0.50, 0.40, 0.35, 0.20, 0.90, 0.95])
     real = train_mod.scores
 
@@ -63,7 +68,7 @@ def test_early_stopping_keeps_the_best_epoch(small_chips, tmp_path, monkeypatch)
 
     monkeypatch.setattr(train_mod, "scores", scripted)
     result = train(_cfg(small_chips, tmp_path, epochs=7, early_stopping=2), **QUIET)
-    assert result.epochs_run == 4 and result.best_epoch == 2 and result.miou == 0.5
+    assert result.epochs_run == 5 and result.best_epoch == 2 and result.miou == 0.5
     assert read_model_file(str(tmp_path / "m.pt"))["metadata"]["training"]["best_epoch"] == 2
 
 
@@ -319,11 +324,38 @@ def test_time_limit_ends_training_within_it_with_a_planned_schedule(small_chips,
     limit = 0.3  # minutes
     result = train(_cfg(small_chips, tmp_path, epochs=500, time_limit=limit, early_stopping=0), log=logs.append)
     assert result.epochs_run < 500 and "time limit" in result.stop_reason
-    assert any("schedule is planned for" in m for m in logs) and any("Time limit reached" in m for m in logs)
+    assert any("schedule is planned for" in m for m in logs) and any(m.startswith("Time limit: ") for m in logs)
     assert result.seconds < limit * 60 * 1.5 + 5  # ends near the limit, not after all the epochs asked
     assert os.path.exists(result.model_path)
     meta = read_model_file(result.model_path)["metadata"]
     assert meta["training"]["time_limit_minutes"] == limit
+
+
+def _burn_one_core():
+    """A second process keeping one core busy: a loaded laptop."""
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+@pytest.mark.parametrize("loaded", [False, True], ids=["idle", "loaded"])
+def test_time_limit_with_every_default_is_kept(small_chips, tmp_path, loaded):
+    """TIME_LIMIT with every default (EPOCHS automatic, resnet34, the learning-rate range test and the
+    precision probe included, a report written): the run ends within 1.2× the limit, also with the
+    other core busy, and the log says what was planned and what ran."""
+    limit = 0.4  # minutes
+    logs = []
+    burner = _burn_one_core() if loaded else None
+    try:
+        t0 = time.time()
+        result = train(TrainConfig(chips=small_chips, output_model=str(tmp_path / "m.pt"), pretrained=False,
+                                   time_limit=limit, output_report=str(tmp_path / "r.html")), log=logs.append)
+        wall = time.time() - t0
+    finally:
+        if burner is not None:
+            burner.kill()
+    assert wall <= 1.2 * limit * 60, (wall, logs[-6:])
+    assert any(m.startswith("Learning-rate range test") for m in logs)  # the range test ran inside the limit
+    assert any(m.startswith(f"Trained {result.epochs_run} epochs of the") and "% of TIME_LIMIT" in m for m in logs), logs[-3:]
+    assert result.epochs_run >= 1 and os.path.exists(tmp_path / "r.html")
 
 
 def test_one_cycle_schedule_rises_then_falls_to_the_end():

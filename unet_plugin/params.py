@@ -143,10 +143,13 @@ TRAIN = Algorithm(
            extension="pth", optional=True, advanced=True),
         _p("INIT_MODEL", "file", N_("Continue from model"), N_("A trained model to fine-tune; its bands and classes must match the chips."),
            extension="pt", optional=True, advanced=True),
-        _p("EPOCHS", "int", N_("Epochs"), N_("Passes over the training chips."), 20, minimum=1),
+        _p("EPOCHS", "int", N_("Epochs"),
+           N_("Passes over the training chips, at most. 0: automatic — 20, or with a time limit as many as fit in it."), 0,
+           minimum=0),
         _p("TIME_LIMIT", "float", N_("Time limit (minutes)"),
-           N_("Stop after this many minutes, keeping the best model; the learning-rate schedule is planned to end at the limit. "
-              "0: no limit (EPOCHS decides)."), 0.0, minimum=0.0),
+           N_("Stop after this many minutes, keeping the best model: the learning-rate schedule is planned to end at the limit, "
+              "and everything (the learning-rate test, validation, saving) fits in it. 0: no limit (EPOCHS decides)."),
+           0.0, minimum=0.0),
         _p("BATCH_SIZE", "int", N_("Batch size"), N_("Chips per training step. Lower it if memory runs out."), 8, minimum=1),
         _p("LEARNING_RATE", "float", N_("Learning rate"), N_("0: found automatically by a learning-rate range test."), 0.0,
            minimum=0.0, advanced=True),

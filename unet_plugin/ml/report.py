@@ -155,6 +155,7 @@ figure {{ display: inline-block; margin: 4px; text-align: center; }} figcaption 
 <h1>U-Net training report</h1>
 <p>Training {status}. Best epoch {result.best_epoch} of {result.epochs_run}: validation mIoU <b>{result.miou:.3f}</b>,
 pixel accuracy <b>{result.accuracy:.3f}</b>. {result.seconds:.0f} s on {html.escape(result.device)}.</p>
+{f'<p style="color:#b00"><b>Warning:</b> {html.escape(result.budget_warning)}</p>' if result.budget_warning else ''}
 <h2>Data and settings</h2>
 <table>
 <tr><th>chips</th><td>{html.escape(data.folder)} ({data.kind}); {result.chips_train} training, {result.chips_val} validation, {data.chip_size} px{shares}</td></tr>
@@ -162,7 +163,7 @@ pixel accuracy <b>{result.accuracy:.3f}</b>. {result.seconds:.0f} s on {html.esc
 <tr><th>backbone</th><td>{html.escape(config.backbone)}{' (encoder frozen)' if config.freeze_encoder else ''}</td></tr>
 <tr><th>learning rate</th><td>{result.learning_rate:.2e} {'(found by the range test)' if result.lr_curve else '(given)'}</td></tr>
 <tr><th>loss</th><td>{html.escape(config.loss)}{', class balancing' if config.class_balancing else ''}{sample}</td></tr>
-<tr><th>batch size, epochs</th><td>{config.batch_size}, {config.epochs} (early stopping {config.early_stopping or 'off'}{f", time limit {config.time_limit:g} min" if config.time_limit else ""})</td></tr>
+<tr><th>batch size, epochs</th><td>{config.batch_size}, {result.epochs_run} run of {result.planned_epochs:.1f} planned (early stopping {config.early_stopping or 'off'}{f", time limit {config.time_limit:g} min" if config.time_limit else ""}; {result.seconds:.0f} s)</td></tr>
 <tr><th>stopped by</th><td>{html.escape(result.stop_reason or "the last epoch")}</td></tr>
 <tr><th>arithmetic</th><td>{html.escape({"bf16": "bf16 autocast", "fp16": "float16 mixed precision", "fp32": "float32"}.get(result.precision, result.precision))}</td></tr>
 <tr><th>model file</th><td>{html.escape(result.model_path)}</td></tr>

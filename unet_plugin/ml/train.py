@@ -45,7 +45,7 @@ class TrainConfig:
     pretrained: bool = True
     encoder_weights: str | None = None
     init_model: str | None = None
-    epochs: int = 20
+    epochs: int = 0  # 0: automatic (AUTO_EPOCHS without a time limit; as many as TIME_LIMIT allows with one)
     time_limit: float = 0.0  # minutes; 0 = none
     batch_size: int = 8
     learning_rate: float = 0.0
@@ -84,6 +84,8 @@ class TrainResult:
     onnx_path: str | None = None
     precision: str = "fp32"
     stop_reason: str = ""
+    planned_epochs: float = 0.0  # what the schedule was planned for (TIME_LIMIT decides it where set)
+    budget_warning: str = ""     # the time limit bought too few steps for a usable model
     background_weight: float | None = None  # sample polygons: the background's loss weight
     class_training_shares: dict = field(default_factory=dict)  # class name → share of its labels that trained
 
@@ -239,10 +241,11 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, k: int) -> torch.
     return torch.bincount(idx, minlength=k * k).reshape(k, k).cpu()
 
 
-def find_learning_rate(model, loss_fn, train: ChipTensors, batch_size, device, gen, log, steps=40):
+def find_learning_rate(model, loss_fn, train: ChipTensors, batch_size, device, gen, log, steps=40, deadline=None):
     """Learning-rate range test: raise the rate exponentially, pick (lowest smoothed loss) / 10.
 
-    The model's weights are restored afterwards.
+    The model's weights are restored afterwards. With a ``deadline`` (a time limit) the test stops
+    there; with too few points to judge, FALLBACK_LR is used.
     """
     state = copy.deepcopy(model.state_dict())
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
@@ -266,7 +269,13 @@ def find_learning_rate(model, loss_fn, train: ChipTensors, batch_size, device, g
         best = min(best, smooth)
         if not math.isfinite(smooth) or smooth > 4 * best:
             break
+        if deadline is not None and time.time() > deadline:
+            break
     model.load_state_dict(state)
+    if deadline is not None and len(curve) < RANGE_TEST_MIN_POINTS and time.time() > deadline:
+        log(f"Learning-rate range test stopped after {len(curve)} of {steps} steps to keep the time limit; learning rate "
+            f"{FALLBACK_LR:.0e} (a safe default for AdamW). A longer TIME_LIMIT lets the test choose.")
+        return FALLBACK_LR, curve
     lr_min = min(curve, key=lambda t: t[1])[0]
     chosen = float(min(max(lr_min / 10, 1e-5), 3e-3))
     log("Learning-rate range test: " + ", ".join(f"{lr:.1e}→{l:.3f}" for lr, l in curve[:: max(1, len(curve) // 12)]))
@@ -338,8 +347,10 @@ def train(
         Canceled: canceled before any epoch finished (nothing is written).
     """
     t_start = time.time()
-    if config.epochs < 1:
-        raise UserInputError("EPOCHS", "must be at least 1.")
+    if config.epochs < 0:
+        raise UserInputError("EPOCHS", "must be 0 (automatic) or a number of epochs.")
+    if not config.epochs:  # automatic: the time limit decides where there is one
+        config = dataclasses.replace(config, epochs=AUTO_EPOCHS_LIMITED if config.time_limit else AUTO_EPOCHS)
     if config.batch_size < 1:
         raise UserInputError("BATCH_SIZE", "must be at least 1.")
     if not config.time_limit >= 0:
@@ -474,7 +485,9 @@ def train(
         if config.learning_rate > 0:
             lr = config.learning_rate
         elif distributed.is_main():
-            lr, lr_curve = find_learning_rate(model, loss_fn, tr, config.batch_size, device, gen, log)
+            # the range test is part of the time budget: at most RANGE_TEST_SHARE of it
+            deadline = t_start + RANGE_TEST_SHARE * config.time_limit * 60 if config.time_limit else None
+            lr, lr_curve = find_learning_rate(model, loss_fn, tr, config.batch_size, device, gen, log, deadline=deadline)
         lr = distributed.agree(lr if distributed.is_main() or config.learning_rate > 0 else None)
         net = _parallel(model, device)
         # the best model goes to a partial file beside OUTPUT_MODEL, which it replaces at the end: an
@@ -511,6 +524,9 @@ def train(
         result.report_path = config.output_report
     if config.output_onnx:
         result.onnx_path = _write_onnx(result.model_path, config.output_onnx, log)
+    wall = time.time() - t_start
+    log(f"Trained {result.epochs_run} epochs of the {result.planned_epochs:.1f} planned in {wall:.0f} s"
+        + (f" ({100 * wall / (config.time_limit * 60):.0f} % of TIME_LIMIT={config.time_limit:g} min)." if config.time_limit else "."))
     return result
 
 
@@ -549,6 +565,16 @@ def one_cycle(progress: float, warmup: float = 0.25, start: float = 1 / 25, end:
     return end + (1 - end) * (1 + math.cos(math.pi * (p - warmup) / (1 - warmup))) / 2
 
 
+AUTO_EPOCHS = 20             # EPOCHS=0 without a time limit
+AUTO_EPOCHS_LIMITED = 100000  # EPOCHS=0 with a time limit: the limit decides
+RANGE_TEST_SHARE = 0.08      # of TIME_LIMIT, at most, for the learning-rate range test
+RANGE_TEST_MIN_POINTS = 12   # fewer points than this: the curve says too little; FALLBACK_LR instead
+FALLBACK_LR = 1e-3
+EARLY_STOP_FROM = 0.6        # early stopping only watches once this share of the planned steps is done (annealing)
+FEW_STEPS = 150              # a schedule of fewer steps than this rarely gives a usable model
+END_RESERVE = 3.0            # seconds kept for the report and the last save, besides the last validation
+
+
 class Plan:
     """How many optimiser steps the run takes: EPOCHS × steps per epoch, or fewer when TIME_LIMIT
     says so, measured from the first steps and re-measured after the first epoch."""
@@ -567,7 +593,8 @@ class Plan:
         """Fit the remaining steps (and a validation per epoch) into what is left of TIME_LIMIT."""
         if not self.limit:
             return
-        left = self.limit - (time.time() - self.t_start) - 2 * val_seconds  # the last validation and saving
+        onnx = 4 * val_seconds if self.config.output_onnx else 0.0  # the ONNX export at the end
+        left = self.limit - (time.time() - self.t_start) - 2 * val_seconds - END_RESERVE - onnx  # last validation, saving
         per_step = step_seconds + val_seconds / max(self.steps, 1)
         fits = self.done + max(int(left / max(per_step, 1e-9)), 0)
         total = max(min(self.config.epochs * self.steps, fits), self.done + 1)
@@ -695,24 +722,39 @@ def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_cancel
             if distributed.is_main():
                 save_model(config.output_model, model, _metadata(config, model, data, classes, mean, std, best, epoch, lr))
         row["seconds"] = time.perf_counter() - t_epoch  # the whole epoch: training, validation, saving
-        log(f"Epoch {epoch}/{config.epochs}: train loss {train_loss:.4f}, validation loss {val['loss']:.4f}, "
+        log(f"Epoch {epoch}/{math.ceil(plan.total / max(steps, 1))}: train loss {train_loss:.4f}, validation loss {val['loss']:.4f}, "
             f"accuracy {sc['accuracy']:.3f}, mIoU {sc['miou']:.3f} ("
             + ", ".join(f"{c['name']} {iou:.2f}" for c, iou in zip(classes, sc["iou"]) if iou == iou) + ")"
             + ("  ← best, saved" if improved else "") + f"  [{row['seconds']:.1f} s, {row['chips_per_second']:.1f} chips/s]")
         if not improved:
             since_best += 1
-            if config.early_stopping and since_best >= config.early_stopping:
+            # not while the learning rate is still high: validation then swings with every step (a few
+            # validation chips decided which map the user got); only once the schedule anneals
+            if config.early_stopping and since_best >= config.early_stopping and plan.done >= EARLY_STOP_FROM * plan.total:
                 log(f"Early stopping: no mIoU improvement for {since_best} epochs.")
                 result.stop_reason = f"early stopping after {epoch} epochs"
                 break
+        if plan.limit and epoch == 1:
+            _warn_few_steps(plan, config, result, log)
         if plan.limit and distributed.anyone(plan.over()):
-            result.stop_reason = (f"time limit of {config.time_limit:g} min: {epoch} epochs, {plan.done} of "
-                                  f"{config.epochs * steps} steps")
-            log(f"Time limit reached after {time.time() - plan.t_start:.0f} s: {epoch} epochs ({plan.done} of "
-                f"{config.epochs * steps} steps of {config.epochs} full epochs); the best model (epoch {best_epoch}) is kept.")
+            result.stop_reason = f"time limit of {config.time_limit:g} min: {epoch} epochs, {plan.done} of {plan.total} planned steps"
+            log(f"Time limit: {epoch} epochs ({plan.done} of the {plan.total} planned steps) in "
+                f"{time.time() - plan.t_start:.0f} s; the best model (epoch {best_epoch}) is kept.")
             break
     result.epochs_run = len(history)
+    result.planned_epochs = plan.total / max(steps, 1)
     return _result(result, best, best_epoch, history)
+
+
+def _warn_few_steps(plan: "Plan", config, result, log) -> None:
+    """Say when the time limit buys too few steps for a usable model, and what to do."""
+    if plan.total >= FEW_STEPS:
+        return
+    result.budget_warning = (
+        f"TIME_LIMIT={config.time_limit:g} min buys only {plan.total} training steps ({plan.total / max(plan.steps, 1):.1f} "
+        f"epochs) on this machine: the model is likely poor. Give more time (about {FEW_STEPS / max(plan.total, 1) * config.time_limit:.0f} "
+        "min for the usual minimum), a smaller BACKBONE (resnet18), or smaller chips (CHIP_SIZE at export).")
+    log("Warning: " + result.budget_warning)
 
 
 def _diverged(epoch: int, step: int, lr: float, what: str) -> UserInputError:
