@@ -356,6 +356,18 @@ def test_time_limit_with_every_default_is_kept(small_chips, tmp_path, loaded):
     assert any(m.startswith("Learning-rate range test") for m in logs)  # the range test ran inside the limit
     assert any(m.startswith(f"Trained {result.epochs_run} epochs of the") and "% of TIME_LIMIT" in m for m in logs), logs[-3:]
     assert result.epochs_run >= 1 and os.path.exists(tmp_path / "r.html")
+    assert any(m.startswith("Epoch 1/") and re.search(r"mIoU \d\.\d+ ±\d\.\d+", m) for m in logs)  # the noise is stated
+
+
+def test_miou_spread_is_the_noise_of_few_validation_chips():
+    from unet_segmentation.unet_plugin.core.metrics import miou_spread
+
+    same = np.stack([np.array([[50, 5], [5, 40]])] * 9)
+    assert miou_spread(same) == pytest.approx(0.0, abs=1e-12)
+    rng = np.random.default_rng(1)
+    varied = np.stack([np.array([[a, 100 - a], [b, 100 - b]]) for a, b in zip(rng.integers(20, 100, 9), rng.integers(0, 80, 9))])
+    many = np.concatenate([varied] * 16)
+    assert miou_spread(varied) > 0.03 and miou_spread(many) < miou_spread(varied) / 2  # more chips, less noise
 
 
 def test_one_cycle_schedule_rises_then_falls_to_the_end():

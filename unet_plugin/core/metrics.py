@@ -41,3 +41,25 @@ def scores(cm: np.ndarray) -> dict:
         "iou": iou.tolist(), "precision": precision.tolist(), "recall": recall.tolist(), "f1": f1.tolist(),
         "reference_pixels": truth.astype(np.int64).tolist(), "mapped_pixels": predicted.astype(np.int64).tolist(),
     }
+
+
+def miou_spread(chip_cms: np.ndarray, skip_first: bool = False, resamples: int = 200, seed: int = 0) -> float:
+    """How much a validation mIoU would move with another draw of the same number of validation chips:
+    the standard deviation of the mIoU over bootstrap resamples of the chips (their confusion
+    matrices ``chip_cms``, shape (chips, k, k)). ``skip_first``: background unscored (sample polygons)."""
+    n = len(chip_cms)
+    if n < 2:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        cm = chip_cms[rng.integers(0, n, n)].sum(0).astype(np.float64)
+        tp = np.diag(cm)
+        union = cm.sum(1) + cm.sum(0) - tp
+        with np.errstate(invalid="ignore", divide="ignore"):
+            iou = np.where(union > 0, tp / union, np.nan)
+        if skip_first:
+            iou[0] = np.nan
+        if np.isfinite(iou).any():
+            values.append(np.nanmean(iou))
+    return float(np.std(values)) if len(values) > 1 else float("nan")

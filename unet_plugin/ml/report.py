@@ -101,6 +101,15 @@ def _line_chart(series: dict, title: str, ylabel: str, log_x=None) -> str:
     return "".join(parts)
 
 
+def _spread(result) -> str:
+    """The noise of the validation mIoU: its spread over bootstrap resamples of the validation chips."""
+    sd = next((r.get("miou_sd") for r in result.history if r["epoch"] == result.best_epoch), None)
+    if sd is None or sd != sd:
+        return ""
+    return (f" (± {sd:.3f}: how much it moves with another draw of {result.chips_val} validation chips — differences "
+            "between epochs smaller than this are noise)")
+
+
 def write_report(path: str, result, data, config) -> None:
     """Write the HTML training report for a finished (or canceled) run."""
     from ..core.metrics import scores
@@ -153,7 +162,7 @@ figure {{ display: inline-block; margin: 4px; text-align: center; }} figcaption 
 .ex {{ border-bottom: 1px solid #eee; }} .charts svg {{ margin-right: 1em; }} img {{ image-rendering: pixelated; }}
 </style></head><body>
 <h1>U-Net training report</h1>
-<p>Training {status}. Best epoch {result.best_epoch} of {result.epochs_run}: validation mIoU <b>{result.miou:.3f}</b>,
+<p>Training {status}. Best epoch {result.best_epoch} of {result.epochs_run}: validation mIoU <b>{result.miou:.3f}</b>{_spread(result)},
 pixel accuracy <b>{result.accuracy:.3f}</b>. {result.seconds:.0f} s on {html.escape(result.device)}.</p>
 {f'<p style="color:#b00"><b>Warning:</b> {html.escape(result.budget_warning)}</p>' if result.budget_warning else ''}
 <h2>Data and settings</h2>

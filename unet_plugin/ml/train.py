@@ -19,7 +19,7 @@ from osgeo import gdal
 from ..core.chips import BACKGROUND_WARNING_SHARE
 from ..core.dataset import ChipDataset, class_training_shares, load_chip_dataset, spatial_split, validation_mask
 from ..core.errors import Canceled, UserInputError
-from ..core.metrics import scores
+from ..core.metrics import miou_spread, scores
 from .. import params
 from ..core.outputs import check_aliases, commit, discard, partial_file, partial_path
 from ..core.paths import check_output_file
@@ -711,7 +711,10 @@ def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_cancel
             sc["iou"][0] = float("nan")
             iou = np.array(sc["iou"], dtype=np.float64)
             sc["miou"] = float(np.nanmean(iou)) if np.isfinite(iou).any() else 0.0
+        # under torchrun each process validates its share of the chips: no spread (it would need every chip's matrix)
+        spread = miou_spread(val["chip_cms"], sample_labels) if not together else float("nan")
         row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"], "accuracy": sc["accuracy"], "miou": sc["miou"],
+               "miou_sd": spread,
                "iou": sc["iou"], "train_seconds": train_seconds, "chips_per_second": taken * config.batch_size * distributed.world() / max(train_seconds, 1e-9),
                "steps": taken}
         history.append(row)
@@ -723,7 +726,7 @@ def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_cancel
                 save_model(config.output_model, model, _metadata(config, model, data, classes, mean, std, best, epoch, lr))
         row["seconds"] = time.perf_counter() - t_epoch  # the whole epoch: training, validation, saving
         log(f"Epoch {epoch}/{math.ceil(plan.total / max(steps, 1))}: train loss {train_loss:.4f}, validation loss {val['loss']:.4f}, "
-            f"accuracy {sc['accuracy']:.3f}, mIoU {sc['miou']:.3f} ("
+            f"accuracy {sc['accuracy']:.3f}, mIoU {sc['miou']:.3f}" + (f" ±{spread:.3f}" if spread == spread else "") + " ("
             + ", ".join(f"{c['name']} {iou:.2f}" for c, iou in zip(classes, sc["iou"]) if iou == iou) + ")"
             + ("  ← best, saved" if improved else "") + f"  [{row['seconds']:.1f} s, {row['chips_per_second']:.1f} chips/s]")
         if not improved:
@@ -836,7 +839,7 @@ def evaluate(model, loss_fn, data: ChipTensors, k, batch_size, device, is_cancel
     """Validation loss, confusion matrix and a few (image, truth, prediction) examples."""
     model.eval()
     cm = torch.zeros(k, k, dtype=torch.int64)
-    total, n, ex = 0.0, 0, []
+    total, n, ex, per_chip = 0.0, 0, [], []
     for s in range(0, len(data), batch_size):
         if is_canceled():
             return None
@@ -846,11 +849,14 @@ def evaluate(model, loss_fn, data: ChipTensors, k, batch_size, device, is_cancel
         total += loss_fn(logits, y).item() * x.shape[0]
         n += x.shape[0]
         pred = logits.argmax(1)
-        cm += confusion_matrix(pred, y, k)
+        for i in range(x.shape[0]):  # per chip: the noise of the mIoU (a bootstrap over the chips)
+            per_chip.append(confusion_matrix(pred[i:i + 1], y[i:i + 1], k).numpy())
+        cm += sum(torch.from_numpy(c) for c in per_chip[-x.shape[0]:])
         for i in range(x.shape[0]):
             if len(ex) < examples:
                 ex.append((x[i].cpu().numpy(), y[i].cpu().numpy().astype(np.uint8), pred[i].cpu().numpy().astype(np.uint8)))
-    return {"loss": total / max(n, 1), "loss_sum": total, "n": n, "cm": cm.numpy(), "examples": ex}
+    return {"loss": total / max(n, 1), "loss_sum": total, "n": n, "cm": cm.numpy(), "examples": ex,
+            "chip_cms": np.stack(per_chip) if per_chip else np.zeros((0, k, k), dtype=np.int64)}
 
 
 def _metadata(config, model, data, classes, mean, std, best, epoch, lr):
