@@ -392,8 +392,8 @@ Tragen Sie für jeden Punkt die Referenzklasse ein (die Klasse, die Sie in höhe
       <translation>Vorzeitiges Beenden (Epochen)</translation>
     </message>
     <message>
-      <source>Stop after this many epochs without a better validation mean IoU. 0: never.</source>
-      <translation>Nach so vielen Epochen ohne besseren mittleren Validierungs-IoU anhalten. 0: nie.</translation>
+      <source>Stop after this many epochs without a better validation mean IoU, once the learning rate has come down (the last 40 % of the schedule). Not used with a time limit, whose schedule ends at the limit. 0: never.</source>
+      <translation>Nach so vielen Epochen ohne besseren mittleren Validierungs-IoU anhalten, sobald die Lernrate gesunken ist (die letzten 40 % des Verlaufs). Nicht mit Zeitlimit, dessen Verlauf am Limit endet. 0: nie.</translation>
     </message>
     <message>
       <source>Loss</source>

@@ -157,7 +157,9 @@ TRAIN = Algorithm(
            N_("Share of chips held out for validation, in spatial blocks apart from the training chips."), 10,
            minimum=0, maximum=99, advanced=True),
         _p("EARLY_STOPPING", "int", N_("Early stopping (epochs)"),
-           N_("Stop after this many epochs without a better validation mean IoU. 0: never."), 5, minimum=0, advanced=True),
+           N_("Stop after this many epochs without a better validation mean IoU, once the learning rate has come down (the "
+              "last 40 % of the schedule). Not used with a time limit, whose schedule ends at the limit. 0: never."), 5,
+           minimum=0, advanced=True),
         _p("LOSS", "enum", N_("Loss"), N_("Cross-entropy; focal (for rare classes); or cross-entropy plus Dice."), "cross-entropy",
            options=LOSSES, advanced=True),
         _p("CLASS_BALANCING", "bool", N_("Balance classes"),

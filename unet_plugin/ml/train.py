@@ -639,6 +639,8 @@ def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_cancel
     scaler = torch.amp.GradScaler("cuda", enabled=kind == "fp16")
     history, best = [], None
     best_epoch, since_best, bad_steps = 0, 0, 0
+    if plan.limit and config.early_stopping:
+        log("Early stopping is not used with a time limit: the learning-rate schedule is planned to end at the limit.")
     result = TrainResult(config.output_model, None, 0.0, 0.0, 0, 0, False, classes=classes, precision=kind)
     step_times: list[float] = []
     for epoch in range(1, config.epochs + 1):
@@ -732,8 +734,10 @@ def _fit(config, model, loss_fn, tr, va, k, lr, device, gen, progress, is_cancel
         if not improved:
             since_best += 1
             # not while the learning rate is still high: validation then swings with every step (a few
-            # validation chips decided which map the user got); only once the schedule anneals
-            if config.early_stopping and since_best >= config.early_stopping and plan.done >= EARLY_STOP_FROM * plan.total:
+            # validation chips decided which map the user got); only once the schedule anneals. With a
+            # TIME_LIMIT the schedule is planned to end at the limit: that is where it stops
+            if config.early_stopping and not plan.limit and since_best >= config.early_stopping \
+                    and plan.done >= EARLY_STOP_FROM * plan.total:
                 log(f"Early stopping: no mIoU improvement for {since_best} epochs.")
                 result.stop_reason = f"early stopping after {epoch} epochs"
                 break
