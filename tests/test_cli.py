@@ -120,7 +120,7 @@ def test_bad_input_is_a_message_and_a_nonzero_exit(no_qgis, strata_chips, tmp_pa
         (["exporttrainingchips", f"INPUT={NC_IMAGE}", f"LABEL_RASTER={NC_STRATA}", "UNLABELED=1", f"OUTPUT={tmp_path / 'c'}"],
          "UNLABELED: '1' is not one of background, ignore (values are names, not positions)"),
         (["trainunet", f"CHIPS={strata_chips}"], "OUTPUT_MODEL: required"),
-        (["trainunet", f"CHIPS={strata_chips}", "EPOCHS=0", f"OUTPUT_MODEL={tmp_path / 'm.pt'}"], "EPOCHS: 0 is out of range"),
+        (["trainunet", f"CHIPS={strata_chips}", "EPOCHS=-1", f"OUTPUT_MODEL={tmp_path / 'm.pt'}"], "EPOCHS: -1 is out of range"),
         (["trainunet", f"CHIPS={strata_chips}", "EPOCH=3", f"OUTPUT_MODEL={tmp_path / 'm.pt'}"], "EPOCH: trainunet has no such parameter"),
         (["classifyraster", f"INPUT={NC_IMAGE}", f"MODEL={NC_IMAGE}", f"OUTPUT={tmp_path / 'x.tif'}"], "MODEL: "),
         (["exporttrainingchips", f"INPUT={NC_IMAGE}", f"LABELS={NC_POLYGONS}", "CLASS_FIELD=nope", f"OUTPUT={tmp_path / 'c'}"],
