@@ -1,4 +1,4 @@
-"""The plugin as QGIS sees it: provider, parameters (DESIGN.md), metadata, translation, zip, qgis_process, dialogs."""
+"""The plugin as QGIS sees it: provider, parameters (docs/contract.md), metadata, translation, zip, qgis_process, dialogs."""
 
 import configparser
 import os

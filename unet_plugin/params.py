@@ -2,7 +2,7 @@
 
 The Processing glue (``processing/``) builds its QGIS parameters from these declarations and
 the command line (``python -m unet_plugin``) parses and documents ``KEY=VALUE`` arguments from
-the same ones, so keys, types, defaults, enum names and help cannot drift apart (DESIGN.md).
+the same ones, so keys, types, defaults, enum names and help cannot drift apart (docs/contract.md).
 
 Texts are English source strings marked with :func:`N_` for translation: the glue translates
 them when it builds a dialog (``scripts/update_translations.py`` extracts them); the command

@@ -31,7 +31,7 @@ STRIP_ROWS = 256
 
 @dataclass(frozen=True)
 class AccuracyConfig:
-    """Parameters of Assess Accuracy, as plain values (see DESIGN.md)."""
+    """Parameters of Assess Accuracy, as plain values (docs/parameters.md)."""
 
     input: str
     reference: str | None = None              # polygons (field ``code``) in the class raster's CRS

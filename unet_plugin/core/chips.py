@@ -1,7 +1,7 @@
 """Export Training Chips: cut imagery and labels into a georeferenced chip data set.
 
 The folder format (``dataset.json``, ``images/``, ``labels/``) is described in
-DESIGN.md; the Esri "Classified Tiles" files are written beside it so the same
+docs/contract.md; the Esri "Classified Tiles" files are written beside it so the same
 folder trains in arcgis.learn.
 """
 
@@ -35,7 +35,7 @@ IGNORE = 255
 
 @dataclass(frozen=True)
 class ExportConfig:
-    """Parameters of Export Training Chips, as plain values (see DESIGN.md)."""
+    """Parameters of Export Training Chips, as plain values (docs/parameters.md)."""
 
     input: str
     output: str

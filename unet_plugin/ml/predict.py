@@ -44,7 +44,7 @@ BLOCK_WIDTH = 2048
 
 @dataclass(frozen=True)
 class ClassifyConfig:
-    """Parameters of Classify Raster, as plain values (see DESIGN.md)."""
+    """Parameters of Classify Raster, as plain values (docs/parameters.md)."""
 
     input: str
     model: str

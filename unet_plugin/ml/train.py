@@ -37,7 +37,7 @@ IN_MEMORY_BUDGET = 4 * 1024**3  # chips beyond this are read from disk each epoc
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Parameters of Train U-Net, as plain values (see DESIGN.md)."""
+    """Parameters of Train U-Net, as plain values (docs/parameters.md)."""
 
     chips: str
     output_model: str
