@@ -192,6 +192,18 @@ Label each point's reference field (the class you see in imagery of higher resol
 Tragen Sie für jeden Punkt die Referenzklasse ein (die Klasse, die Sie in höher aufgelösten Bildern oder im Gelände sehen), dann geben Sie die Punkte an „Genauigkeit bewerten“: es schätzt die Fläche jeder Klasse mit 95-%-Konfidenzintervall sowie Gesamt-, Nutzer- und Herstellergenauigkeit. Der Stichprobenumfang folgt aus dem gewünschten Standardfehler der Gesamtgenauigkeit (Gl. 13), sofern Sie ihn nicht festlegen; die Standardaufteilung gibt seltenen Klassen mindestens MIN_PER_CLASS Punkte und verteilt den Rest flächenproportional. NoData wird nie beprobt; derselbe SEED ergibt dieselben Punkte.</translation>
     </message>
     <message>
+      <source>Suggest Areas to Label</source>
+      <translation>Zu beschriftende Flächen vorschlagen</translation>
+    </message>
+    <message>
+      <source>Where would new labels help the model most? Proposes square windows where the model is least sure of its map, ranked, for you to label next.
+
+The raster is classified as Classify Raster does it; every candidate window is scored by the mean entropy of the class probabilities (0: sure, 1: every class equally likely). Windows touching areas already labelled (EXISTING_LABELS) or with little image are never proposed, and proposals do not overlap. The diverse strategy also spreads them over the map and over the predicted classes. Draw the polygons of the classes inside the windows (or fill in the class field of a window that is one class), export them with the windows as MASK and UNLABELED=ignore, and fine-tune with INIT_MODEL.</source>
+      <translation>Wo würden neue Beschriftungen dem Modell am meisten helfen? Schlägt quadratische Fenster vor, in denen sich das Modell seiner Karte am wenigsten sicher ist, nach Rang geordnet, zum Beschriften als Nächstes.
+
+Das Raster wird wie bei „Raster klassifizieren“ klassifiziert; jedes Kandidatenfenster wird nach der mittleren Entropie der Klassenwahrscheinlichkeiten bewertet (0: sicher, 1: alle Klassen gleich wahrscheinlich). Fenster, die bereits beschriftete Flächen (EXISTING_LABELS) berühren oder wenig Bild enthalten, werden nie vorgeschlagen, und Vorschläge überlappen sich nicht. Die Strategie diverse verteilt sie zudem über die Karte und die vorhergesagten Klassen. Zeichnen Sie die Polygone der Klassen in den Fenstern (oder füllen Sie das Klassenfeld eines Fensters aus, das eine einzige Klasse ist), exportieren Sie sie mit den Fenstern als MASK und UNLABELED=ignore und verfeinern Sie mit INIT_MODEL.</translation>
+    </message>
+    <message>
       <source>Input imagery</source>
       <translation>Eingabebild</translation>
     </message>
@@ -718,6 +730,66 @@ Tragen Sie für jeden Punkt die Referenzklasse ein (die Klasse, die Sie in höhe
     <message>
       <source>Number of points</source>
       <translation>Anzahl der Punkte</translation>
+    </message>
+    <message>
+      <source>Imagery with the bands the model was trained on.</source>
+      <translation>Bilddaten mit den Bändern, mit denen das Modell trainiert wurde.</translation>
+    </message>
+    <message>
+      <source>Windows</source>
+      <translation>Fenster</translation>
+    </message>
+    <message>
+      <source>How many windows to propose.</source>
+      <translation>Wie viele Fenster vorgeschlagen werden.</translation>
+    </message>
+    <message>
+      <source>Window size (pixels)</source>
+      <translation>Fenstergröße (Pixel)</translation>
+    </message>
+    <message>
+      <source>Side of each square window. 0: the model's chip size.</source>
+      <translation>Seitenlänge jedes quadratischen Fensters. 0: die Chipgröße des Modells.</translation>
+    </message>
+    <message>
+      <source>Areas already labelled</source>
+      <translation>Bereits beschriftete Flächen</translation>
+    </message>
+    <message>
+      <source>Polygons of the areas labelled so far (e.g. the MASK of the last export): never proposed again.</source>
+      <translation>Polygone der bisher beschrifteten Flächen (z. B. die MASK des letzten Exports): werden nie wieder vorgeschlagen.</translation>
+    </message>
+    <message>
+      <source>Strategy</source>
+      <translation>Strategie</translation>
+    </message>
+    <message>
+      <source>uncertainty: the most uncertain windows; diverse: uncertain windows spread over the map and the predicted classes.</source>
+      <translation>uncertainty: die unsichersten Fenster; diverse: unsichere Fenster, verteilt über die Karte und die vorhergesagten Klassen.</translation>
+    </message>
+    <message>
+      <source>Area to search. Empty: the whole raster.</source>
+      <translation>Zu durchsuchende Fläche. Leer: das ganze Raster.</translation>
+    </message>
+    <message>
+      <source>As on Classify Raster: auto uses faster arithmetic where it draws the same map; full is float32.</source>
+      <translation>Wie bei Raster klassifizieren: auto nutzt schnellere Arithmetik, wo sie dieselbe Karte zeichnet; full ist float32.</translation>
+    </message>
+    <message>
+      <source>Breaks ties between equal scores; the same seed gives the same windows.</source>
+      <translation>Entscheidet bei gleichen Werten; derselbe Startwert ergibt dieselben Fenster.</translation>
+    </message>
+    <message>
+      <source>Windows to label</source>
+      <translation>Zu beschriftende Fenster</translation>
+    </message>
+    <message>
+      <source>Square polygons on the raster's pixel grid with rank, score, uncertainty, the predicted class shares and an empty class field to fill in.</source>
+      <translation>Quadratische Polygone im Pixelraster mit Rang, Wert, Unsicherheit, den vorhergesagten Klassenanteilen und einem leeren, auszufüllenden Klassenfeld.</translation>
+    </message>
+    <message>
+      <source>Number of windows</source>
+      <translation>Anzahl der Fenster</translation>
     </message>
     <message>
       <source>U-Net model (*.pt)</source>

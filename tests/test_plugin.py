@@ -22,6 +22,8 @@ DESIGN = {
                             "OUTPUT_REPORT", "OUTPUT_AREAS"],
     "unet:createaccuracysample": ["INPUT", "SAMPLE_SIZE", "TARGET_STANDARD_ERROR", "EXPECTED_USERS_ACCURACY", "ALLOCATION",
                                   "MIN_PER_CLASS", "EXTENT", "SEED", "OUTPUT"],
+    "unet:suggestlabelingareas": ["INPUT", "MODEL", "COUNT", "WINDOW_SIZE", "EXISTING_LABELS", "STRATEGY", "EXTENT", "DEVICE",
+                                  "PRECISION", "SEED", "OUTPUT"],
 }
 OUTPUTS = {
     "unet:exporttrainingchips": {"OUTPUT", "FOOTPRINTS", "CHIP_COUNT"},
@@ -30,6 +32,7 @@ OUTPUTS = {
     "unet:assessaccuracy": {"OUTPUT_TABLE", "OUTPUT_REPORT", "OUTPUT_AREAS", "OVERALL_ACCURACY", "OVERALL_ACCURACY_CI95", "KAPPA",
                             "MEAN_IOU"},
     "unet:createaccuracysample": {"OUTPUT", "POINT_COUNT"},
+    "unet:suggestlabelingareas": {"OUTPUT", "WINDOW_COUNT"},
 }
 DEFAULTS = {
     "unet:exporttrainingchips": {"UNLABELED": "background", "CHIP_SIZE": 256, "STRIDE": 0, "MIN_LABELED": 0, "MAX_NODATA": 50},
@@ -41,6 +44,8 @@ DEFAULTS = {
     "unet:assessaccuracy": {"UNLABELED": "ignore"},
     "unet:createaccuracysample": {"SAMPLE_SIZE": 0, "TARGET_STANDARD_ERROR": 0.01, "EXPECTED_USERS_ACCURACY": 0.8,
                                   "ALLOCATION": "minimum-per-class", "MIN_PER_CLASS": 50, "SEED": 42},
+    "unet:suggestlabelingareas": {"COUNT": 10, "WINDOW_SIZE": 0, "STRATEGY": "diverse", "DEVICE": "auto", "PRECISION": "auto",
+                                  "SEED": 42},
 }
 
 
@@ -146,7 +151,7 @@ def test_loads_and_explains_with_torch_blocked():
     )
     lines = _python(code).strip().splitlines()
     assert lines[0] == "['unet:assessaccuracy', 'unet:classifyraster', 'unet:createaccuracysample', 'unet:exporttrainingchips', "\
-                       "'unet:trainunet']"
+                       "'unet:suggestlabelingareas', 'unet:trainunet']"
     assert lines[5].startswith("(True,") and lines[6] == "1.0"  # Assess Accuracy runs without torch
     for line in lines[1:3]:
         assert line.startswith("(False,") and "torch" in line and "pip install" in line

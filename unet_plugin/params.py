@@ -25,6 +25,7 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "full")
 UNLABELED = ("background", "ignore")
 ALLOCATIONS = ("proportional", "equal", "minimum-per-class")
+STRATEGIES = ("uncertainty", "diverse")
 
 #: kinds of parameter: how QGIS shows them, how the command line reads them
 INPUT_KINDS = ("raster", "bands", "polygons", "features", "field", "enum", "extent", "int", "float", "bool", "folder", "file")
@@ -305,4 +306,41 @@ SAMPLE = Algorithm(
     (Output("POINT_COUNT", N_("Number of points")),),
 )
 
-ALGORITHMS = {a.id: a for a in (EXPORT, TRAIN, CLASSIFY, ASSESS, SAMPLE)}
+SUGGEST = Algorithm(
+    "suggestlabelingareas", N_("Suggest Areas to Label"),
+    N_("Where would new labels help the model most? Proposes square windows where the model is least sure of its map, "
+       "ranked, for you to label next.\n\n"
+       "The raster is classified as Classify Raster does it; every candidate window is scored by the mean entropy of the "
+       "class probabilities (0: sure, 1: every class equally likely). Windows touching areas already labelled "
+       "(EXISTING_LABELS) or with little image are never proposed, and proposals do not overlap. The diverse strategy "
+       "also spreads them over the map and over the predicted classes. Draw the polygons of the classes inside the "
+       "windows (or fill in the class field of a window that is one class), export them with the windows as MASK "
+       "and UNLABELED=ignore, and fine-tune with INIT_MODEL."),
+    (
+        _p("INPUT", "raster", N_("Input imagery"), N_("Imagery with the bands the model was trained on.")),
+        _p("MODEL", "file", N_("Model"), N_("A model file (.pt) from Train U-Net."), extension="pt"),
+        _p("COUNT", "int", N_("Windows"), N_("How many windows to propose."), 10, minimum=1),
+        _p("WINDOW_SIZE", "int", N_("Window size (pixels)"), N_("Side of each square window. 0: the model's chip size."), 0,
+           minimum=0),
+        _p("EXISTING_LABELS", "polygons", N_("Areas already labelled"),
+           N_("Polygons of the areas labelled so far (e.g. the MASK of the last export): never proposed again."),
+           optional=True),
+        _p("STRATEGY", "enum", N_("Strategy"),
+           N_("uncertainty: the most uncertain windows; diverse: uncertain windows spread over the map and the predicted "
+              "classes."), "diverse", options=STRATEGIES),
+        _p("EXTENT", "extent", N_("Extent"), N_("Area to search. Empty: the whole raster."), optional=True),
+        _p("DEVICE", "enum", N_("Device"), N_("auto: a CUDA GPU when present, else the CPU."), "auto", options=DEVICES,
+           advanced=True),
+        _p("PRECISION", "enum", N_("Precision"), N_("As on Classify Raster: auto uses faster arithmetic where it draws the same "
+                                                   "map; full is float32."), "auto", options=PRECISIONS, advanced=True),
+        _p("SEED", "int", N_("Random seed"), N_("Breaks ties between equal scores; the same seed gives the same windows."), 42,
+           advanced=True),
+        _p("OUTPUT", "sink", N_("Windows to label"),
+           N_("Square polygons on the raster's pixel grid with rank, score, uncertainty, the predicted class shares and an "
+              "empty class field to fill in."), extension="gpkg"),
+    ),
+    (Output("WINDOW_COUNT", N_("Number of windows")),),
+    needs_torch=True,
+)
+
+ALGORITHMS = {a.id: a for a in (EXPORT, TRAIN, CLASSIFY, ASSESS, SAMPLE, SUGGEST)}

@@ -366,7 +366,47 @@ def _checked(spec_id: str, runner):
     return run
 
 
+def suggest_labeling_areas(inp: Inputs, fb: Feedback) -> dict:
+    from osgeo import ogr
+
+    from .core.labels import write_polygons
+    from .core.outputs import split_layer
+    from .core.regions import write_windows_qml
+    from .ml.suggest import SuggestConfig, check, suggest
+
+    source, crs = inp.raster("INPUT")
+    labelled = polygons_of(inp, "EXISTING_LABELS", crs)
+    cfg = SuggestConfig(input=source, model=inp.value("MODEL"), count=inp.value("COUNT"), window_size=inp.value("WINDOW_SIZE"),
+                        strategy=inp.value("STRATEGY"), extent=inp.extent("EXTENT", crs), device=inp.value("DEVICE"),
+                        precision=inp.value("PRECISION"), seed=inp.value("SEED"))
+    check(cfg)
+    scratch = tempfile.mkdtemp(prefix="unet-labelled-")
+    try:
+        if labelled:
+            cfg = SuggestConfig(**dict(cfg.__dict__, existing_labels=os.path.join(scratch, "labelled.gpkg")))
+            write_polygons(cfg.existing_labels, crs, ((w, 1) for w, _ in labelled))
+        proposals, classes, wkt = suggest(cfg, fb.progress, fb.is_canceled, fb.log, fb.warn)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    values = [int(c["value"]) for c in classes]
+    fields = [("rank", "int"), ("score", "float"), ("uncertainty", "float")] + \
+        [(f"share_{v}", "float") for v in values] + [("class", "str")]
+    rows = []
+    for p in proposals:
+        x0, y0, x1, y1 = p.bounds
+        ring = ogr.Geometry(ogr.wkbLinearRing)
+        for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)):
+            ring.AddPoint_2D(x, y)
+        poly = ogr.Geometry(ogr.wkbPolygon)
+        poly.AddGeometry(ring)
+        rows.append((poly.ExportToWkb(), [p.rank, p.score, p.uncertainty] + [p.shares[v] for v in values] + [None]))
+    out = inp.write_table("OUTPUT", fields, rows, wkt, "polygon")
+    if output_file(out):
+        write_windows_qml(split_layer(out)[0])
+    return {"OUTPUT": out, "WINDOW_COUNT": len(rows)}
+
+
 RUNNERS = {name: _checked(name, fn) for name, fn in (
     ("exporttrainingchips", export_training_chips), ("trainunet", train_unet),
     ("classifyraster", classify_raster), ("assessaccuracy", assess_accuracy),
-    ("createaccuracysample", create_accuracy_sample))}
+    ("createaccuracysample", create_accuracy_sample), ("suggestlabelingareas", suggest_labeling_areas))}

@@ -153,7 +153,7 @@ def stratified_estimate(counts, map_pixels, pixel_area: float = 1.0) -> AreaEsti
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(n_i[:, None] > 0, n / n_i[:, None], 0.0)          # n_ij / n_i.
         p = W[:, None] * share                                              # eq. 4
-        p_i, p_j = p.sum(1), p.sum(0)
+        p_j = p.sum(0)
         # a stratum with one point has no variance estimate (n_i − 1 = 0): it adds nothing, as in the paper's tools
         dof = np.where(n_i > 1, n_i - 1, np.inf)
         users = np.where(n_i > 0, np.diag(share), np.nan)                   # eq. 2 (p_ii / p_i. = n_ii / n_i.)

@@ -87,15 +87,17 @@ def burn_polygons(path: str, out_path: str, info: RasterInfo, window: Window, fi
     return count
 
 
-def burn_mask(path: str, out_path: str, info: RasterInfo, window: Window, parameter: str = "MASK") -> int:
-    """Rasterise MASK polygons: 1 inside, 0 outside. Returns polygons overlapping the window."""
+def burn_mask(path: str, out_path: str, info: RasterInfo, window: Window, parameter: str = "MASK",
+              all_touched: bool = False) -> int:
+    """Rasterise MASK polygons: 1 inside, 0 outside (``all_touched``: every pixel a polygon touches).
+    Returns polygons overlapping the window."""
     src, layer = _vector_layer(path, parameter)
     xmin, ymin, xmax, ymax = window_bounds(info.geotransform, window)
     layer.SetSpatialFilterRect(xmin, ymin, xmax, ymax)
     count = layer.GetFeatureCount()
     ds = _create_like(out_path, info, window, 0)
     if count:
-        gdal.RasterizeLayer(ds, [1], layer, burn_values=[1])
+        gdal.RasterizeLayer(ds, [1], layer, burn_values=[1], options=["ALL_TOUCHED=TRUE"] if all_touched else [])
     ds.FlushCache()
     return count
 

@@ -188,3 +188,28 @@ def write_points_qml(path: str, classes: list[dict]) -> str:
             f'<Option type="Map"><Option type="List" name="map">{entries}</Option></Option></config></editWidget></field>'
             '</fieldConfiguration>\n')
     return write_text(os.path.splitext(path)[0] + ".qml", "OUTPUT", categorized_qml(classes, "map_value", "marker", form))
+
+
+def write_windows_qml(path: str) -> str:
+    """The style of proposed windows: outlines shaded from red (rank 1) to yellow, labelled with their rank."""
+    from .outputs import write_text
+
+    qml = ("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+           '<qgis version="3.22" styleCategories="Symbology|Labeling">\n'
+           '<renderer-v2 type="singleSymbol" enableorderby="0" forceraster="0"><symbols>'
+           '<symbol type="fill" name="0" alpha="1"><data_defined_properties><Option type="Map">'
+           '<Option type="QString" name="name" value=""/><Option name="properties" type="Map">'
+           '<Option name="outlineColor" type="Map"><Option type="bool" name="active" value="true"/>'
+           '<Option type="QString" name="expression" value="color_rgb(230, 60 + 150 * (&quot;rank&quot; - 1) / '
+           'greatest(maximum(&quot;rank&quot;) - 1, 1), 20)"/><Option type="int" name="type" value="3"/></Option>'
+           '</Option><Option type="QString" name="type" value="collection"/></Option></data_defined_properties>'
+           '<layer class="SimpleFill" enabled="1" pass="0" locked="0"><Option type="Map">'
+           '<Option type="QString" name="color" value="0,0,0,0"/><Option type="QString" name="style" value="no"/>'
+           '<Option type="QString" name="outline_color" value="230,60,20,255"/>'
+           '<Option type="QString" name="outline_width" value="0.8"/></Option>'
+           '<prop k="color" v="0,0,0,0"/><prop k="style" v="no"/><prop k="outline_color" v="230,60,20,255"/>'
+           '<prop k="outline_width" v="0.8"/></layer></symbol></symbols></renderer-v2>\n'
+           '<labeling type="simple"><settings calloutType="simple"><text-style fieldName="rank" fontSize="11" '
+           'fontWeight="75" textColor="230,60,20,255" isExpression="0"/><placement placement="1"/></settings>'
+           '</labeling>\n</qgis>\n')
+    return write_text(os.path.splitext(path)[0] + ".qml", "OUTPUT", qml)

@@ -10,6 +10,7 @@ from .base import ICON, tr
 from .classify_raster import ClassifyRaster
 from .create_accuracy_sample import CreateAccuracySample
 from .export_chips import ExportTrainingChips
+from .suggest_labeling_areas import SuggestLabelingAreas
 from .train_unet import TrainUnet
 
 
@@ -30,5 +31,6 @@ class UnetProvider(QgsProcessingProvider):
         return ICON
 
     def loadAlgorithms(self):
-        for alg in (ExportTrainingChips(), TrainUnet(), ClassifyRaster(), AssessAccuracy(), CreateAccuracySample()):
+        for alg in (ExportTrainingChips(), TrainUnet(), ClassifyRaster(), AssessAccuracy(), CreateAccuracySample(),
+                    SuggestLabelingAreas()):
             self.addAlgorithm(alg)
