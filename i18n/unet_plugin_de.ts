@@ -300,6 +300,14 @@ Das Raster wird wie bei „Raster klassifizieren“ klassifiziert; jedes Kandida
       <translation>Chips mit einem größeren Anteil an NoData im Bild überspringen.</translation>
     </message>
     <message>
+      <source>Add to an earlier export</source>
+      <translation>Zu einem früheren Export hinzufügen</translation>
+    </message>
+    <message>
+      <source>Add the chips to the chip folder of an earlier export (same bands, data type and chip size): its classes and normalisation are kept, class names are matched to its classes. Off: the folder must be new, empty, or an earlier export of the same raster, which is replaced.</source>
+      <translation>Die Chips dem Chipordner eines früheren Exports hinzufügen (gleiche Bänder, gleicher Datentyp, gleiche Chipgröße): seine Klassen und Normalisierung bleiben, Klassennamen werden seinen Klassen zugeordnet. Aus: der Ordner muss neu, leer oder ein früherer Export desselben Rasters sein, der ersetzt wird.</translation>
+    </message>
+    <message>
       <source>Output chip folder</source>
       <translation>Ausgabeordner für Chips</translation>
     </message>

@@ -12,7 +12,7 @@ from conftest import NC_IMAGE, NC_POLYGONS, NC_STRATA, PACKAGE, QGIS_PROCESS, RO
 
 DESIGN = {
     "unet:exporttrainingchips": ["INPUT", "BANDS", "LABELS", "CLASS_FIELD", "LABEL_RASTER", "MASK", "UNLABELED", "EXTENT",
-                                 "CHIP_SIZE", "STRIDE", "MIN_LABELED", "MAX_NODATA", "OUTPUT", "FOOTPRINTS"],
+                                 "CHIP_SIZE", "STRIDE", "MIN_LABELED", "MAX_NODATA", "APPEND", "OUTPUT", "FOOTPRINTS"],
     "unet:trainunet": ["CHIPS", "BACKBONE", "PRETRAINED", "ENCODER_WEIGHTS", "INIT_MODEL", "EPOCHS", "TIME_LIMIT",
                        "BATCH_SIZE", "LEARNING_RATE", "VALIDATION_PERCENT", "EARLY_STOPPING", "LOSS", "CLASS_BALANCING",
                        "AUGMENT", "FREEZE_ENCODER", "DEVICE", "PRECISION", "SEED", "OUTPUT_MODEL", "OUTPUT_REPORT", "OUTPUT_ONNX"],

@@ -116,6 +116,10 @@ EXPORT = Algorithm(
            0, minimum=0, maximum=100, advanced=True),
         _p("MAX_NODATA", "float", N_("Maximum nodata share (%)"), N_("Skip chips with a larger share of image nodata."), 50,
            minimum=0, maximum=100, advanced=True),
+        _p("APPEND", "bool", N_("Add to an earlier export"),
+           N_("Add the chips to the chip folder of an earlier export (same bands, data type and chip size): its classes and "
+              "normalisation are kept, class names are matched to its classes. Off: the folder must be new, empty, or an "
+              "earlier export of the same raster, which is replaced."), False, advanced=True),
         _p("OUTPUT", "folder_out", N_("Output chip folder"), N_("A new or empty folder for the chip data set.")),
         _p("FOOTPRINTS", "sink", N_("Chip footprints"), N_("One polygon per chip with its id and label shares."), optional=True,
            create_by_default=False, extension="gpkg"),

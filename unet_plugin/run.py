@@ -113,7 +113,12 @@ def export_training_chips(inp: Inputs, fb: Feedback) -> dict:
             if not labels:
                 raise UserInputError("LABELS", tr("the layer has no polygons."))
             values = [_null(v) for _, v in labels]
-            mapping, classes = class_codes(values, "CLASS_FIELD")
+            if inp.value("APPEND"):  # the folder's classes: names matched to its codes, never renumbered
+                from .core.append import codes_for, load_target
+
+                mapping, classes = codes_for(values, load_target(output)["classes"])
+            else:
+                mapping, classes = class_codes(values, "CLASS_FIELD")
             skipped = sum(v is None for v in values)
             if skipped:
                 fb.log(tr("{} polygons without a class value were skipped.").format(skipped))
@@ -127,7 +132,7 @@ def export_training_chips(inp: Inputs, fb: Feedback) -> dict:
             input=source, output=output, bands=inp.value("BANDS") or None, labels=labels_path, classes=classes,
             label_raster=label_raster[0] if label_raster else None, mask=mask_path, unlabeled=inp.value("UNLABELED"),
             extent=inp.extent("EXTENT", crs), chip_size=inp.value("CHIP_SIZE"), stride=inp.value("STRIDE"),
-            min_labeled=inp.value("MIN_LABELED"), max_nodata=inp.value("MAX_NODATA"),
+            min_labeled=inp.value("MIN_LABELED"), max_nodata=inp.value("MAX_NODATA"), append=bool(inp.value("APPEND")),
         )
         result = export_chips(cfg, fb.progress, fb.is_canceled, fb.log, fb.warn)
     finally:

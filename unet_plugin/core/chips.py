@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 from osgeo import gdal
 
+from . import append as app
 from . import labels as lab
 from .errors import Canceled, UserInputError
 from .outputs import apply_umask, close_raster, partial_path, write_error
@@ -50,6 +51,7 @@ class ExportConfig:
     stride: int = 0
     min_labeled: float = 0.0
     max_nodata: float = 50.0
+    append: bool = False                      # add the chips to the earlier export in ``output`` (core/append.py)
 
 
 @dataclass
@@ -290,13 +292,17 @@ def _export(config: ExportConfig, progress, is_canceled, log, warn=None) -> Expo
             f"Use a chip size of at most {max(32, min(window.width, window.height) // 32 * 32)}.",
         )
     stride = config.stride or size
-    check_output_folder(config.output, config.input)
+    old = app.load_target(config.output) if config.append else None
+    if old is None:
+        check_output_folder(config.output, config.input)
     dtypes = {info.data_types[b - 1] for b in bands}
     if len(dtypes) > 1:
         log(f"Bands have different data types {sorted(dtypes)}; chips are written as Float32.")
         gdal_type = gdal.GDT_Float32
     else:
         gdal_type = ds.GetRasterBand(bands[0]).DataType
+    if old is not None:
+        app.check_compatible(old, info, bands, gdal.GetDataTypeName(gdal_type), size)
     nodata = [info.nodata[b - 1] for b in bands]
 
     parent = os.path.dirname(os.path.abspath(config.output)) or "."
@@ -307,8 +313,15 @@ def _export(config: ExportConfig, progress, is_canceled, log, warn=None) -> Expo
     except OSError as exc:
         raise write_error("OUTPUT", config.output, exc) from None
     try:
-        result = _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodata, work, progress, is_canceled, log, warn)
-        _move_into_place(work, config.output)
+        result = _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodata, work, progress, is_canceled, log,
+                              warn, old["classes"] if old else None)
+        if old is None:
+            _move_into_place(work, config.output)
+        else:
+            with open(os.path.join(work, "dataset.json"), encoding="utf-8") as f:
+                merged = app.merge_into(work, config.output, old, json.load(f))
+            log(f"{result.chip_count} chips added to the {len(old['chips'])} of '{config.output}' ({len(merged['chips'])} "
+                "now); its classes and normalisation are kept.")
     except OSError as exc:
         shutil.rmtree(work, ignore_errors=True)
         raise write_error("OUTPUT", config.output, exc) from None
@@ -367,7 +380,8 @@ def _move_into_place(work: str, output: str) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodata, work, progress, is_canceled, log, warn):
+def _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodata, work, progress, is_canceled, log, warn,
+                 known_classes=None):
     scratch = os.path.join(work, ".scratch")
     os.makedirs(scratch)
     os.makedirs(os.path.join(work, "images"))
@@ -387,6 +401,8 @@ def _export_into(config, ds, info, bands, window, size, stride, gdal_type, nodat
         # a label raster's nodata, and where it does not reach, are unknown whatever UNLABELED says
         # (UNLABELED is what the area outside every *polygon* means)
         label_path = lab.warp_label_raster(config.label_raster, os.path.join(scratch, "labels"), info, window, IGNORE)
+    if known_classes is not None:  # appending: the folder's classes, before any chip is cut
+        app.match_classes(known_classes, classes, "LABELS" if config.labels else "LABEL_RASTER")
     label_ds = gdal.Open(label_path)
     label_nodata = label_ds.GetRasterBand(1).GetNoDataValue()
     mask_ds = None
