@@ -173,3 +173,61 @@ def test_shipped_model_stores_enum_names_not_positions(provider):
     assert backbone.options() == ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
     static = [o.get("value") for o in ET.parse(MODEL3).getroot().iter("Option") if o.get("name") == "uses_static_strings"]
     assert static and all(v == "true" for v in static)  # every enum of the three algorithms, stored by name
+
+
+LOOP3 = os.path.join(ROOT, "resources", "unet_labelling_round.model3")
+
+
+def test_shipped_labelling_round_is_what_the_script_writes(provider, tmp_path):
+    script = _make_model_script()
+    fresh = tmp_path / "loop.model3"
+    assert script.build_model(script.LOOP).toFile(str(fresh))
+    assert ET.canonicalize(from_file=str(fresh), strip_text=True) == ET.canonicalize(from_file=LOOP3, strip_text=True), (
+        "resources/unet_labelling_round.model3 is out of date: run scripts/make_model.py")
+
+
+def test_a_labelling_round_in_the_modeler(provider, strata_chips, tiny_model, tmp_path):
+    """The shipped round: the windows the analyst labelled join the chip folder, the model is
+    fine-tuned from the last one, the imagery classified, and the next windows proposed elsewhere."""
+    import json
+    import shutil
+
+    import processing
+    from osgeo import ogr, osr
+    from qgis.core import QgsProcessingModelAlgorithm
+
+    model = QgsProcessingModelAlgorithm()
+    assert model.fromFile(LOOP3)
+    ok, issues = model.validate()
+    assert ok, issues
+    chips = tmp_path / "chips"
+    shutil.copytree(strata_chips, chips)
+    before = len(json.loads((chips / "dataset.json").read_text())["chips"])
+    src = gdal.Open(NC_IMAGE)
+    gt = src.GetGeoTransform()
+    windows = str(tmp_path / "windows.gpkg")  # two windows the analyst labelled (with the NC polygons inside)
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(windows)
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(src.GetProjection())
+    layer = ds.CreateLayer("windows", srs, ogr.wkbPolygon)
+    for r, c in ((120, 120), (250, 300)):
+        x0, y0 = gt[0] + c * gt[1], gt[3] + r * gt[5]
+        x1, y1 = x0 + 96 * gt[1], y0 + 96 * gt[5]
+        f = ogr.Feature(layer.GetLayerDefn())
+        f.SetGeometry(ogr.CreateGeometryFromWkt(f"POLYGON (({x0} {y0}, {x1} {y0}, {x1} {y1}, {x0} {y1}, {x0} {y0}))"))
+        layer.CreateFeature(f)
+    ds = None
+    res = processing.run(model, {
+        "INPUT": NC_IMAGE, "LABELS": NC_POLYGONS, "CLASS_FIELD": "label", "WINDOWS": windows, "CHIP_SIZE": 64,
+        "INIT_MODEL": tiny_model[0], "TIME_LIMIT": 0.2, "COUNT": 3,
+        "export:Chips": str(chips), "train:Model": str(tmp_path / "round1.pt"),
+        "classify:Classes": str(tmp_path / "classes.tif"), "suggest:Next windows": str(tmp_path / "next.gpkg")})
+    after = json.loads((chips / "dataset.json").read_text())
+    assert len(after["chips"]) > before and after["appended"]
+    assert os.path.exists(tmp_path / "round1.pt") and os.path.exists(tmp_path / "classes.tif")
+    proposed = ogr.Open(str(tmp_path / "next.gpkg"))
+    boxes = [f.GetGeometryRef().Clone() for f in proposed.GetLayer(0)]
+    labelled = ogr.Open(windows)
+    done = [f.GetGeometryRef().Clone() for f in labelled.GetLayer(0)]
+    assert len(boxes) == 3 and not any(b.Intersection(w).GetArea() > 0 for b in boxes for w in done)
+    assert res["suggest:Next windows"]
