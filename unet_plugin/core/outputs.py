@@ -28,8 +28,9 @@ from .errors import UserInputError
 
 PARTIAL_MARK = ".unet-partial-"
 _PARTIAL_RE = re.compile(r"^\..+" + re.escape(PARTIAL_MARK) + r"(\d+)-[0-9a-f]{8}")
-# left behind by versions before 0.4.2 (no process id in the name): removed when an hour old
-_LEGACY = (".chips-partial-*", ".model-*.pt.partial", ".polygons-*", "*.partial.tif", "*.onnx.partial")
+# hidden names left behind by versions before 0.5.0 (no process id in them): removed when an hour old.
+# Their visible ones (OUTPUT.partial.tif) are not touched: such a name could be a user's file.
+_LEGACY = (".chips-partial-*", ".model-*.pt.partial", ".polygons-*")
 _LEGACY_AGE = 3600.0
 #: formats that hold several layers: we write or replace our layer, never the file
 CONTAINER_DRIVERS = ("GPKG", "SQLite")
@@ -173,7 +174,7 @@ def remove_leftovers(folder: str) -> list[str]:
                 old = now - os.stat(path).st_mtime > _LEGACY_AGE
             except OSError:
                 continue
-            if old and os.path.basename(path).startswith(".") or (old and path.endswith((".partial.tif", ".onnx.partial"))):
+            if old:
                 _remove(path)
                 removed.append(os.path.basename(path))
     return removed
