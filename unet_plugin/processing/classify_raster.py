@@ -33,11 +33,16 @@ class ClassStyle(QgsProcessingLayerPostProcessorInterface):
         return cls.instances[-1]
 
 
+def style_loaded(outputs: dict, context, keys) -> None:
+    """Style the outputs ``keys`` that QGIS loads from the ``.qml`` written beside each file."""
+    for path in (outputs.get(k) for k in keys):
+        if path and context.willLoadLayerOnCompletion(path):
+            details = context.layerToLoadOnCompletionDetails(path)
+            details.setPostProcessor(ClassStyle.create(os.path.splitext(path.split("|")[0])[0] + ".qml"))
+
+
 class ClassifyRaster(UnetAlgorithm):
     spec = params.CLASSIFY
 
     def postprocess(self, outputs, context):
-        for path in (outputs.get("OUTPUT"), outputs.get("OUTPUT_POLYGONS")):
-            if path and context.willLoadLayerOnCompletion(path):
-                details = context.layerToLoadOnCompletionDetails(path)
-                details.setPostProcessor(ClassStyle.create(os.path.splitext(path)[0] + ".qml"))
+        style_loaded(outputs, context, ("OUTPUT", "OUTPUT_POLYGONS"))

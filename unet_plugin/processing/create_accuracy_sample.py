@@ -3,18 +3,13 @@ styles the loaded points by map class, with a drop-down of class names on the re
 
 from __future__ import annotations
 
-import os
-
 from .. import params
 from .base import UnetAlgorithm
-from .classify_raster import ClassStyle
+from .classify_raster import style_loaded
 
 
 class CreateAccuracySample(UnetAlgorithm):
     spec = params.SAMPLE
 
     def postprocess(self, outputs, context):
-        path = outputs.get("OUTPUT")
-        if path and context.willLoadLayerOnCompletion(path):
-            details = context.layerToLoadOnCompletionDetails(path)
-            details.setPostProcessor(ClassStyle.create(os.path.splitext(path.split("|")[0])[0] + ".qml"))
+        style_loaded(outputs, context, ("OUTPUT",))
