@@ -151,6 +151,26 @@ def test_the_python_is_the_one_running_qgis(monkeypatch):
     assert prefix_and_version(installer.python_executable()) == ours
 
 
+def test_another_python_first_on_path_is_not_taken(monkeypatch, tmp_path):
+    """In the embedded desktop sys.executable may be a 'python3' from PATH — another installation of the
+    same minor version (a pyenv Python without GDAL): pip must run with QGIS's own interpreter."""
+    impostor = tmp_path / "python3"
+    impostor.write_text(f"#!/bin/sh\necho '{tuple(sys.version_info[:3])}'\necho /opt/another/python\n")
+    impostor.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(impostor))
+    found = installer.python_executable()
+    assert found != str(impostor)
+    assert subprocess.run([found, "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True,
+                          check=True).stdout.strip() == sys.prefix
+
+
+def test_a_pypi_mirror_gets_plain_versions(monkeypatch):
+    """The CPU build pinned as +cpu lives only on PyTorch's index: with a company's PyPI mirror the plain version."""
+    monkeypatch.setattr(installer.platform, "system", lambda: "Linux")
+    reqs = installer.requirements("cpu", False, index_url="https://pypi.example.org/simple")
+    assert reqs == [f"torch=={installer.PINS['torch']}", f"torchvision=={installer.PINS['torchvision']}"]
+
+
 def test_commands_for_offline_machines(tmp_path):
     """download-wheels prints (or runs) the pip command for another platform; install --check reports."""
     env = dict(os.environ)
@@ -183,7 +203,7 @@ def test_the_dialog_installs_in_a_background_task(qgis_app, qgis_iface, tmp_path
     dialog_module = plugin_module("unet_plugin.install_dialog")
     target = installer.default_target(str(tmp_path / "profile"))
     monkeypatch.setattr(dialog_module, "profile_target", lambda: target)
-    monkeypatch.setattr(installer, "requirements", lambda build, onnx, wheels: ["unettest_a==1.0"])
+    monkeypatch.setattr(installer, "requirements", lambda build, onnx, wheels, index_url=None: ["unettest_a==1.0"])
     dialog = dialog_module.InstallDialog(None, qgis_iface)
     dialog.source.setCurrentIndex(dialog.source.findData("wheels"))
     assert not dialog.index_url.isEnabled() and dialog.wheels_row.isEnabled()

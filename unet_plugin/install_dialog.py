@@ -161,7 +161,8 @@ class InstallDialog(QDialog):
         build = self.build.currentData()
         return installer.InstallPlan(
             target=self.target, python=installer.python_executable(),
-            packages=installer.requirements(build, self.onnx.isChecked(), wheels), build=build, wheels=wheels,
+            packages=installer.requirements(build, self.onnx.isChecked(), wheels, self.index_url.text().strip() or None),
+            build=build, wheels=wheels,
             index_url=self.index_url.text().strip() or None, proxy=self.proxy.text().strip() or None)
 
     def start(self):

@@ -108,7 +108,9 @@ def python_executable() -> str:
     """
     major, minor = sys.version_info[:2]
     exe = sys.executable or ""
-    if re.match(r"^python(\d(\.\d+)?)?(\.exe)?$", os.path.basename(exe).lower()):
+    # a "python3" is not enough: in the embedded desktop sys.executable can be whatever came first on PATH
+    # (a pyenv Python of the same minor version without GDAL); it must be this very interpreter
+    if re.match(r"^python(\d(\.\d+)?)?(\.exe)?$", os.path.basename(exe).lower()) and _same_interpreter(exe):
         return exe
     prefixes = [sys.prefix, sys.exec_prefix, getattr(sys, "base_prefix", sys.prefix)]
     names = [f"python{major}.{minor}", f"python{major}", "python"]
@@ -127,12 +129,17 @@ def python_executable() -> str:
 
 
 def _same_interpreter(path: str) -> bool:
+    """Whether ``path`` runs this interpreter: the same version and the same installation (prefix)."""
     try:
-        out = subprocess.run([path, "-c", "import sys; print(sys.version_info[:2], sys.prefix)"], capture_output=True,
-                             text=True, timeout=60, **_no_window())
+        out = subprocess.run([path, "-c", "import sys; print(tuple(sys.version_info[:3])); print(sys.prefix)"],
+                             capture_output=True, text=True, timeout=60, **_no_window())
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return out.returncode == 0 and out.stdout.split(")")[0] + ")" == str(sys.version_info[:2])
+    lines = out.stdout.strip().splitlines()
+    if out.returncode != 0 or len(lines) != 2 or lines[0] != str(tuple(sys.version_info[:3])):
+        return False
+    ours = {os.path.normcase(os.path.realpath(p)) for p in (sys.prefix, getattr(sys, "base_prefix", sys.prefix))}
+    return os.path.normcase(os.path.realpath(lines[1])) in ours
 
 
 def _no_window() -> dict:
@@ -154,13 +161,16 @@ def nvidia_gpu() -> str | None:
     return names[0] if out.returncode == 0 and names else None
 
 
-def requirements(build: str = "cpu", with_onnx: bool = True, wheels: str | None = None) -> list[str]:
+def requirements(build: str = "cpu", with_onnx: bool = True, wheels: str | None = None,
+                 index_url: str | None = None) -> list[str]:
     """The pinned requirements. CPU builds from PyTorch's index carry a ``+cpu`` local version on
-    Linux and Windows; from a wheel folder, whatever build it holds is taken."""
+    Linux and Windows; from a wheel folder or another index (a company's PyPI mirror), whatever build
+    it holds under the plain version is taken."""
     local = ""
-    if not wheels and platform.system() in ("Linux", "Windows") and build == "cpu":
+    own_index = not wheels and not index_url
+    if own_index and platform.system() in ("Linux", "Windows") and build == "cpu":
         local = "+cpu"
-    elif not wheels and platform.system() == "Windows" and build == "cuda":
+    elif own_index and platform.system() == "Windows" and build == "cuda":
         local = "+" + CUDA_INDEX.rsplit("/", 1)[1]
     reqs = [f"torch=={PINS['torch']}{local}", f"torchvision=={PINS['torchvision']}{local}"]
     if with_onnx:
@@ -472,7 +482,7 @@ def main(argv: list[str]) -> int:
     gpu = nvidia_gpu()
     build = a.build if a.build != "auto" else ("cuda" if gpu else "cpu")
     try:
-        plan = InstallPlan(target=target, python=python_executable(), packages=requirements(build, not a.no_onnx, a.wheels),
+        plan = InstallPlan(target=target, python=python_executable(), packages=requirements(build, not a.no_onnx, a.wheels, a.index_url),
                            build=build, wheels=a.wheels, index_url=a.index_url, proxy=a.proxy)
         print(f"Python: {plan.python}; build: {build}" + (f" (GPU: {gpu})" if gpu else "") + f"; into {target}")
         install(plan, log=print)
