@@ -395,13 +395,15 @@ def test_gpkg_outputs_write_one_layer_and_keep_the_others(no_qgis, world, tmp_pa
     project = str(tmp_path / "project.gpkg")
     shutil.copy(world["project"], project)
     before = layers(project)
+    (tmp_path / "project.qml").write_text("<qgis>the user's own style of the project's layer</qgis>")
+    style = Kept(tmp_path / "project.qml")
     env = no_qgis()
     rc, text = run_cli(env, "exporttrainingchips", {"INPUT": world["small"], "LABELS": project + "|layername=landuse",
                                                     "CLASS_FIELD": "label", "CHIP_SIZE": 64, "OUTPUT": tmp_path / "chips",
                                                     "FOOTPRINTS": project + "|layername=footprints"})
     assert rc == 0, text
     rc, text = run_cli(env, "classifyraster", {"INPUT": world["small"], "MODEL": world["model"], "OUTPUT": tmp_path / "map.tif",
-                                               "OUTPUT_POLYGONS": project})
+                                               "OUTPUT_POLYGONS": project + "|layername=classes"})
     assert rc == 0, text
     rc, text = run_cli(env, "assessaccuracy", {"INPUT": tmp_path / "map.tif", "REFERENCE_RASTER": tmp_path / "map.tif",
                                                "OUTPUT_TABLE": project + "|layername=accuracy"})
@@ -409,10 +411,12 @@ def test_gpkg_outputs_write_one_layer_and_keep_the_others(no_qgis, world, tmp_pa
     now = layers(project)
     for name, count in before.items():
         assert now[name] == count, (name, before, now)
-    assert now["footprints"] > 0 and now["project"] > 0 and now["accuracy"] > 0
+    assert now["footprints"] > 0 and now["classes"] > 0 and now["accuracy"] > 0
+    style.check()  # the polygons' style went beside it under the layer's name, not over the project's
+    assert (tmp_path / "project.classes.qml").exists()
     # again: the layers are replaced, not appended to, and nothing else changes
     rc, text = run_cli(env, "classifyraster", {"INPUT": world["small"], "MODEL": world["model"], "OUTPUT": tmp_path / "map.tif",
-                                               "OUTPUT_POLYGONS": project})
+                                               "OUTPUT_POLYGONS": project + "|layername=classes"})
     assert rc == 0, text
     assert layers(project) == now
     assert not leftovers(tmp_path)
@@ -612,7 +616,7 @@ def test_sigterm_in_classify_keeps_the_earlier_map(no_qgis, world, tmp_path):
 def test_close_errors_are_errors(world, small_disk):
     """A write that fails only when GDAL flushes (a full disk) raises, naming the output."""
     from unet_segmentation.unet_plugin.core.errors import UserInputError
-    from unet_segmentation.unet_plugin.core.outputs import close_raster
+    from unet_segmentation.unet_plugin.core.layers import close_raster
 
     path = str(small_disk / "big.tif")
     ds = gdal.GetDriverByName("GTiff").Create(path, 2048, 2048, 1, gdal.GDT_Byte)
@@ -642,7 +646,7 @@ def test_a_truncated_raster_fails_the_read_back(world, tmp_path):
     """What replaces a target is read back whole first: a file cut short (a network drive that
     dropped the end) is an error naming the output, not a new map."""
     from unet_segmentation.unet_plugin.core.errors import UserInputError
-    from unet_segmentation.unet_plugin.core.outputs import verify_raster
+    from unet_segmentation.unet_plugin.core.layers import verify_raster
 
     path = str(tmp_path / "cut.tif")
     gdal.Translate(path, world["small"], creationOptions=["TILED=YES", "COMPRESS=DEFLATE"])

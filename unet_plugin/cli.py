@@ -250,7 +250,7 @@ class CommandLineInputs:
         return os.path.abspath(os.path.expanduser(file)) + (f"|{options}" if options else "")
 
     def write_table(self, key, fields, rows, crs_wkt, geometry):
-        from .core.outputs import write_table
+        from .core.layers import write_table
 
         return write_table(self.output(key), key, fields, rows, crs_wkt, geometry)
 

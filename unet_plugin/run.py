@@ -307,10 +307,9 @@ def create_accuracy_sample(inp: Inputs, fb: Feedback) -> dict:
         px, ha = size[p["map_value"]]
         rows.append((g.ExportToWkb(), [i, p["map_value"], names[p["map_value"]], None, int(px), float(ha)]))
     out = inp.write_table("OUTPUT", SAMPLE_FIELDS, rows, crs, "point")
-    from .core.outputs import split_layer
 
     if output_file(out):
-        write_points_qml(split_layer(out)[0], result.classes)
+        write_points_qml(out, result.classes)
     fb.log(f"{len(rows)} sample points written. Fill in each point's reference field (a class name or value of the map), "
            "then run Assess Accuracy with the points as REFERENCE and CLASS_FIELD=reference.")
     return {"OUTPUT": out, "POINT_COUNT": len(rows)}
@@ -334,7 +333,8 @@ def check_outputs(spec, inp: Inputs) -> None:
     """Every check of every output, before any work: no output writes over an input or another
     output, each can be written (folder, permission), in a format that keeps it; partial files of
     killed runs beside them are removed."""
-    from .core.outputs import check_aliases, remove_leftovers, remove_partial_layers, split_layer
+    from .core.layers import remove_partial_layers
+    from .core.outputs import check_aliases, remove_leftovers, split_layer
     from .core.paths import check_output_file, check_output_format
 
     inputs = {p.key: inp.source(p.key) for p in spec.params if p.kind in SOURCE_KINDS}
@@ -375,7 +375,6 @@ def suggest_labeling_areas(inp: Inputs, fb: Feedback) -> dict:
     from osgeo import ogr
 
     from .core.labels import write_polygons
-    from .core.outputs import split_layer
     from .core.regions import write_windows_qml
     from .ml.suggest import SuggestConfig, check, suggest
 
@@ -407,7 +406,7 @@ def suggest_labeling_areas(inp: Inputs, fb: Feedback) -> dict:
         rows.append((poly.ExportToWkb(), [p.rank, p.score, p.uncertainty] + [p.shares[v] for v in values] + [None]))
     out = inp.write_table("OUTPUT", fields, rows, wkt, "polygon")
     if output_file(out):
-        write_windows_qml(split_layer(out)[0])
+        write_windows_qml(out)
     return {"OUTPUT": out, "WINDOW_COUNT": len(rows)}
 
 

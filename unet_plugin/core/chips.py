@@ -21,7 +21,8 @@ from osgeo import gdal
 from . import append as app
 from . import labels as lab
 from .errors import Canceled, UserInputError
-from .outputs import apply_umask, close_raster, partial_path, write_error
+from .layers import close_raster
+from .outputs import apply_umask, partial_path, write_error
 from .raster import (
     check_bands, extent_window, gdal_cache_budget, open_raster, raster_info, read_window,
     window_bounds, window_geotransform,

@@ -32,8 +32,6 @@ _PARTIAL_RE = re.compile(r"^\..+" + re.escape(PARTIAL_MARK) + r"(\d+)-[0-9a-f]{8
 # Their visible ones (OUTPUT.partial.tif) are not touched: such a name could be a user's file.
 _LEGACY = (".chips-partial-*", ".model-*.pt.partial", ".polygons-*")
 _LEGACY_AGE = 3600.0
-#: formats that hold several layers: we write or replace our layer, never the file
-CONTAINER_DRIVERS = ("GPKG", "SQLite")
 #: files a format writes beside the named one (shapefiles) or that we write beside it
 _SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx")
 
@@ -58,10 +56,21 @@ def _real(path: str) -> str:
     return os.path.normcase(os.path.realpath(os.path.abspath(os.path.expanduser(path))))
 
 
+def style_path(output: str) -> str:
+    """Where the ``.qml`` style of an output goes: ``NAME.qml`` beside the file, or for a layer of a
+    GeoPackage not named after the file ``NAME.LAYER.qml`` — a project's ``NAME.qml`` is not ours."""
+    file, layer = split_layer(output)
+    stem = os.path.splitext(file)[0]
+    if _is_container(file) and layer and layer != os.path.basename(stem):
+        return f"{stem}.{layer}.qml"
+    return stem + ".qml"
+
+
 def sidecars(path: str) -> list[str]:
     """Files that belong to ``path``: GDAL's ``.aux.xml``, the ``.qml`` style, a shapefile's parts."""
-    stem, ext = os.path.splitext(path)
-    out = [path + ".aux.xml", stem + ".qml"]
+    file = split_layer(path)[0]
+    stem, ext = os.path.splitext(file)
+    out = [file + ".aux.xml", style_path(path)]
     if ext.lower() == ".shp":
         out += [stem + e for e in _SHAPEFILE_PARTS if e != ".shp"]
     return out
@@ -81,7 +90,7 @@ def _resources(path: str, output: bool, styles: bool = True) -> list[tuple[str, 
         main = [(_real(file), None)]
     if not output:
         return main
-    return main + [(_real(s), None) for s in sidecars(file) if styles or not s.endswith(".qml")]
+    return main + [(_real(s), None) for s in sidecars(path) if styles or not s.endswith(".qml")]
 
 
 def _clash(a: tuple, b: tuple) -> bool:
@@ -119,7 +128,7 @@ def _refuse_alias(key: str, path: str, other: str, what: str) -> None:
                               "Choose another file name (or, in a GeoPackage, another layer: path.gpkg|layername=NAME).")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
     if os.name == "nt":  # os.kill would terminate it: ask the system instead
@@ -164,7 +173,7 @@ def remove_leftovers(folder: str) -> list[str]:
         return removed
     for name in names:
         m = _PARTIAL_RE.match(name)
-        if m and not _pid_alive(int(m.group(1))):
+        if m and not pid_alive(int(m.group(1))):
             _remove(os.path.join(folder, name))
             removed.append(name)
     now = time.time()
@@ -280,9 +289,9 @@ def commit(partial: str, target: str, key: str) -> None:
     try:
         fsync(partial)
         apply_umask(partial)
-        for stale in (target + ".aux.xml",):
-            if os.path.exists(stale) and not os.path.exists(partial + ".aux.xml"):
-                os.remove(stale)
+        stale = target + ".aux.xml"  # the old file's statistics and names must not outlive it
+        if os.path.exists(stale) and not os.path.exists(partial + ".aux.xml"):
+            os.remove(stale)
         os.replace(partial, target)
         if os.path.exists(partial + ".aux.xml"):
             apply_umask(partial + ".aux.xml")
@@ -329,176 +338,3 @@ def write_text(target: str, key: str, text: str) -> str:
             f.flush()
             os.fsync(f.fileno())
     return target
-
-
-# ---- GDAL rasters ---------------------------------------------------------------------------------
-
-def close_raster(ds, key: str, path: str) -> None:
-    """Flush a dataset opened for writing; any write error (disk full) is an error naming ``key``.
-
-    GDAL reports errors of the final close only as "Exception ignored": everything is flushed here,
-    where errors raise, and :func:`verify_raster` reads the file back after the close.
-    """
-    try:
-        ds.FlushCache()
-    except RuntimeError as exc:
-        raise write_error(key, path, exc) from None
-
-
-def verify_raster(path: str, key: str, target: str | None = None) -> None:
-    """Read a written raster back whole (every block decodes): a truncated file is an error."""
-    from osgeo import gdal
-
-    try:
-        ds = gdal.Open(path)
-        for b in range(1, ds.RasterCount + 1):
-            ds.GetRasterBand(b).Checksum()
-        ds = None
-    except RuntimeError as exc:
-        raise write_error(key, target or path, exc) from None
-
-
-# ---- OGR vector layers ----------------------------------------------------------------------------
-
-@contextmanager
-def vector_layer(target: str, key: str, driver: str, srs, geometry_type: int, options: list[str] | None = None):
-    """Yield an empty OGR layer to fill; afterwards it is the output, whole or not at all.
-
-    In a multi-layer container that exists already (a GeoPackage of the user's project) only the
-    layer named by ``target`` (``path|layername=NAME``, else the file's name) is written or
-    replaced; every other layer stays. Other formats are written to a partial file that replaces
-    the target when complete.
-    """
-    from osgeo import ogr
-
-    file, _ = split_layer(target)
-    name = layer_name(target)
-    if driver in CONTAINER_DRIVERS and os.path.exists(file):
-        yield from _container_layer(file, name, key, srs, geometry_type)
-        return
-    tmp = partial_path(file)
-    ds = None
-    try:
-        ds = ogr.GetDriverByName(driver).CreateDataSource(tmp)
-        if ds is None:
-            raise OSError(f"cannot create {tmp}")
-        layer = ds.CreateLayer(name, srs, geometry_type, options or [])
-        yield layer
-        ds.FlushCache()
-        ds = layer = None
-        _verify_layer(tmp, name, key, file)
-        for part in [tmp] + [s for s in sidecars(tmp) if os.path.exists(s) and not s.endswith((".qml", ".aux.xml"))]:
-            suffix = part[len(os.path.splitext(tmp)[0]):]
-            commit(part, os.path.splitext(file)[0] + suffix, key)
-    except (OSError, RuntimeError) as exc:
-        ds = None
-        discard(tmp)
-        raise write_error(key, file, exc) from None
-    except BaseException:
-        ds = None
-        discard(tmp)
-        raise
-
-
-def _container_layer(file: str, name: str, key: str, srs, geometry_type: int):
-    from osgeo import ogr
-
-    temp_name = f"{name}{PARTIAL_MARK.replace('.', '_').replace('-', '_')}{os.getpid()}_{secrets.token_hex(4)}"
-    try:
-        ds = ogr.Open(file, 1)
-    except RuntimeError as exc:
-        raise UserInputError(key, f"'{file}' exists but cannot be opened for writing ({str(exc).splitlines()[0]}); "
-                                  "choose another file.") from None
-    try:
-        layer = ds.CreateLayer(temp_name, srs, geometry_type)
-        yield layer
-        ds.StartTransaction()
-        for i in range(ds.GetLayerCount()):
-            if ds.GetLayer(i).GetName() == name:
-                ds.DeleteLayer(i)
-                break
-        layer.Rename(name)
-        ds.CommitTransaction()
-        ds.FlushCache()
-        ds = layer = None
-    except BaseException as exc:
-        try:
-            if ds is not None:
-                for i in range(ds.GetLayerCount()):
-                    if ds.GetLayer(i).GetName() == temp_name:
-                        ds.DeleteLayer(i)
-                        break
-        except RuntimeError:
-            pass
-        ds = layer = None
-        if isinstance(exc, (OSError, RuntimeError)):
-            raise write_error(key, file, exc) from None
-        raise
-
-
-def remove_partial_layers(file: str) -> None:
-    """Drop layers of killed runs (``NAME_unet_partial_PID_…``) from a container we write into."""
-    from osgeo import ogr
-
-    mark = PARTIAL_MARK.replace(".", "_").replace("-", "_")
-    try:
-        ds = ogr.Open(file, 1)
-    except RuntimeError:
-        return
-    if ds is None:
-        return
-    for i in reversed(range(ds.GetLayerCount())):
-        name = ds.GetLayer(i).GetName()
-        if mark in name:
-            pid = name.split(mark, 1)[1].split("_", 1)[0]
-            if pid.isdigit() and not _pid_alive(int(pid)):
-                ds.DeleteLayer(i)
-    ds = None
-
-
-def _verify_layer(path: str, name: str, key: str, target: str) -> None:
-    from osgeo import ogr
-
-    try:
-        ds = ogr.Open(path)
-        layer = ds.GetLayerByName(name) or ds.GetLayer(0)
-        for _ in layer:
-            pass
-        ds = None
-    except (RuntimeError, AttributeError) as exc:
-        raise write_error(key, target, exc if isinstance(exc, RuntimeError) else RuntimeError("unreadable")) from None
-
-
-OGR_FIELD_TYPES = {"str": "OFTString", "int": "OFTInteger", "int64": "OFTInteger64", "float": "OFTReal"}
-
-
-def write_table(path: str, key: str, fields: list[tuple[str, str]], rows, crs_wkt: str, geometry) -> str:
-    """Write rows ``(wkb or None, [attributes])`` as a layer — ``geometry`` ``"polygon"`` (or True),
-    ``"point"``, or None/False for a table — whole or not at all; in an existing GeoPackage only this
-    layer is written or replaced."""
-    from osgeo import ogr, osr
-
-    from .regions import vector_driver
-
-    file = split_layer(path)[0]
-    kind = {True: ogr.wkbPolygon, "polygon": ogr.wkbPolygon, "point": ogr.wkbPoint}.get(geometry, ogr.wkbNone)
-    srs = None
-    if kind != ogr.wkbNone:
-        srs = osr.SpatialReference()
-        srs.ImportFromWkt(crs_wkt)
-    driver = vector_driver(file, key)
-    options = ["GEOMETRY=AS_WKT"] if driver == "CSV" and kind != ogr.wkbNone else []  # a CSV keeps geometries as WKT
-    with vector_layer(path, key, driver, srs, kind, options) as layer:
-        for name, kind in fields:
-            layer.CreateField(ogr.FieldDefn(name, getattr(ogr, OGR_FIELD_TYPES[kind])))
-        layer.StartTransaction()
-        for wkb, attributes in rows:
-            f = ogr.Feature(layer.GetLayerDefn())
-            for i, v in enumerate(attributes):
-                if v is not None and v == v:
-                    f.SetField(i, v)
-            if wkb is not None:
-                f.SetGeometry(ogr.CreateGeometryFromWkb(wkb))
-            layer.CreateFeature(f)
-        layer.CommitTransaction()
-    return path

@@ -80,7 +80,8 @@ def polygonize(path: str, output: str, classes: list[dict], is_canceled: Callabl
     Returns:
         The number of polygons.
     """
-    from .outputs import split_layer, vector_layer
+    from .layers import vector_layer
+    from .outputs import split_layer
 
     driver = vector_driver(split_layer(output)[0])
     src = gdal.Open(path)
@@ -89,7 +90,7 @@ def polygonize(path: str, output: str, classes: list[dict], is_canceled: Callabl
     srs.ImportFromWkt(src.GetProjection())
     with vector_layer(output, "OUTPUT_POLYGONS", driver, srs, ogr.wkbPolygon) as layer:
         n = _fill_polygons(layer, band, srs, classes, is_canceled)
-    write_polygon_qml(split_layer(output)[0], classes)
+    write_polygon_qml(output, classes)
     return n
 
 
@@ -169,9 +170,9 @@ def categorized_qml(classes: list[dict], field: str, kind: str, extra: str = "")
 
 def write_polygon_qml(path: str, classes: list[dict]) -> str:
     """A categorized QGIS style (fill by class colour, legend by class name) beside the polygons."""
-    from .outputs import write_text
+    from .outputs import style_path, write_text
 
-    return write_text(os.path.splitext(path)[0] + ".qml", "OUTPUT_POLYGONS",
+    return write_text(style_path(path), "OUTPUT_POLYGONS",
                       categorized_qml(classes, "class_value", "fill"))
 
 
@@ -180,19 +181,19 @@ def write_points_qml(path: str, classes: list[dict]) -> str:
     names on the ``reference`` field, so labelling a point is one click in QGIS's attribute form."""
     from xml.sax.saxutils import quoteattr
 
-    from .outputs import write_text
+    from .outputs import style_path, write_text
 
     entries = "".join(f'<Option type="Map"><Option type="QString" name={quoteattr(c["name"])} value={quoteattr(c["name"])}/></Option>'
                       for c in sorted(classes, key=lambda c: int(c["value"])))
     form = ('<fieldConfiguration><field name="reference" configurationFlags="None"><editWidget type="ValueMap"><config>'
             f'<Option type="Map"><Option type="List" name="map">{entries}</Option></Option></config></editWidget></field>'
             '</fieldConfiguration>\n')
-    return write_text(os.path.splitext(path)[0] + ".qml", "OUTPUT", categorized_qml(classes, "map_value", "marker", form))
+    return write_text(style_path(path), "OUTPUT", categorized_qml(classes, "map_value", "marker", form))
 
 
 def write_windows_qml(path: str) -> str:
     """The style of proposed windows: outlines shaded from red (rank 1) to yellow, labelled with their rank."""
-    from .outputs import write_text
+    from .outputs import style_path, write_text
 
     qml = ("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
            '<qgis version="3.22" styleCategories="Symbology|Labeling">\n'
@@ -212,4 +213,4 @@ def write_windows_qml(path: str) -> str:
            '<labeling type="simple"><settings calloutType="simple"><text-style fieldName="rank" fontSize="11" '
            'fontWeight="75" textColor="230,60,20,255" isExpression="0"/><placement placement="1"/></settings>'
            '</labeling>\n</qgis>\n')
-    return write_text(os.path.splitext(path)[0] + ".qml", "OUTPUT", qml)
+    return write_text(style_path(path), "OUTPUT", qml)

@@ -72,13 +72,3 @@ def classes_qml(classes: list[dict]) -> str:
   <blendMode>0</blendMode>
 </qgis>
 """
-
-
-def write_qml(raster_path: str, classes: list[dict]) -> str:
-    """Write ``<raster without extension>.qml`` beside the raster; return its path."""
-    import os
-
-    qml = os.path.splitext(raster_path)[0] + ".qml"
-    with open(qml, "w", encoding="utf-8") as f:
-        f.write(classes_qml(classes))
-    return qml

@@ -25,8 +25,9 @@ import torch
 from osgeo import gdal
 
 from ..core.errors import Canceled, UserInputError
+from ..core.layers import close_raster, verify_raster
 from ..core.outputs import (
-    PARTIAL_MARK, check_aliases, close_raster, commit, discard, partial_path, verify_raster, write_error, write_text,
+    PARTIAL_MARK, check_aliases, commit, discard, partial_path, style_path, write_error, write_text,
 )
 from ..core.paths import check_output_file, check_output_format, raster_format
 from ..core.raster import (
@@ -415,7 +416,7 @@ def _finish_output(tmp: str, final: str, classes: list[dict] | None, key: str) -
     verify_raster(tmp, key, final)
     commit(tmp, final, key)
     if classes is not None:
-        write_text(os.path.splitext(final)[0] + ".qml", key, classes_qml(classes))
+        write_text(style_path(final), key, classes_qml(classes))
 
 
 def classify(
@@ -740,7 +741,8 @@ def _part_name(path: str, rank: int, stamp: str) -> str:
 
 def _merge_parts(config: ClassifyConfig, rows: list[int], height: int, world: int, stamp: str, strip: int = 512) -> None:
     """Copy the other processes' bands of rows into rank 0's outputs (strip by strip), removing the parts."""
-    for path in (config.output, config.output_confidence, config.output_probabilities):
+    for key, path in (("OUTPUT", config.output), ("OUTPUT_CONFIDENCE", config.output_confidence),
+                      ("OUTPUT_PROBABILITIES", config.output_probabilities)):
         if not path:
             continue
         whole = gdal.Open(_part_name(path, 0, stamp), gdal.GA_Update)
@@ -756,5 +758,5 @@ def _merge_parts(config: ClassifyConfig, rows: list[int], height: int, world: in
                     dst.WriteArray(src.ReadAsArray(0, y, part.RasterXSize, n), 0, y0 + y)
             part = None
             gdal.GetDriverByName("GTiff").Delete(_part_name(path, r, stamp))
-        close_raster(whole, "OUTPUT", path)
+        close_raster(whole, key, path)
         whole = None

@@ -270,12 +270,13 @@ class QgisInputs:
         return self.value(key)
 
     def write_table(self, key, fields, rows, crs_wkt, geometry):
-        from ..core.outputs import write_table
+        from ..core.layers import write_table
         from ..run import output_file
 
         path = output_file(self._sink_value(key))
         if path:  # a file: written by the plugin's writer (whole or not at all; one layer of a GeoPackage)
-            from ..core.outputs import CONTAINER_DRIVERS, layer_name, split_layer
+            from ..core.layers import CONTAINER_DRIVERS
+            from ..core.outputs import layer_name, split_layer
             from ..core.regions import vector_driver
 
             write_table(path, key, fields, rows, crs_wkt, geometry)

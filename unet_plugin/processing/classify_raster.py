@@ -7,6 +7,7 @@ import os
 from qgis.core import QgsProcessingLayerPostProcessorInterface
 
 from .. import params
+from ..core.outputs import style_path
 from .base import UnetAlgorithm
 
 
@@ -38,7 +39,7 @@ def style_loaded(outputs: dict, context, keys) -> None:
     for path in (outputs.get(k) for k in keys):
         if path and context.willLoadLayerOnCompletion(path):
             details = context.layerToLoadOnCompletionDetails(path)
-            details.setPostProcessor(ClassStyle.create(os.path.splitext(path.split("|")[0])[0] + ".qml"))
+            details.setPostProcessor(ClassStyle.create(style_path(path)))
 
 
 class ClassifyRaster(UnetAlgorithm):
