@@ -7,7 +7,7 @@ import platform
 
 
 def cpu_summary() -> str:
-    from unet_plugin.ml.precision import cpu_flags
+    from unet_plugin.ml.device import cpu_flags
 
     flags = cpu_flags()
     model = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), platform.processor())

@@ -90,7 +90,7 @@ def parse():
 def unet(args, chips, work, export_config, image, extent=None):
     """Export → train → classify with the algorithms' code; returns (class map array, figures)."""
     from unet_plugin.core.chips import export_chips
-    from unet_plugin.ml.predict import ClassifyConfig, classify
+    from unet_plugin.ml.classify import ClassifyConfig, classify
     from unet_plugin.ml.train import TrainConfig, train
 
     shutil.rmtree(chips, ignore_errors=True)

@@ -83,7 +83,7 @@ def test_miou(class_map: str, pool_cols: int) -> float:
 
 def run_strategy(strategy, seed, args, work, image_info):
     from unet_plugin.core.chips import ExportConfig, export_chips
-    from unet_plugin.ml.predict import ClassifyConfig, classify
+    from unet_plugin.ml.classify import ClassifyConfig, classify
     from unet_plugin.ml.suggest import SuggestConfig, suggest
     from unet_plugin.ml.train import TrainConfig, train
 

@@ -54,8 +54,8 @@ TILE, BATCH, CLASSES, BANDS = 256, 4, 8, 3
 def make_model(path, backbone):
     import torch
 
-    from unet_plugin.ml.modelfile import save_model
-    from unet_plugin.ml.unet import UNet
+    from unet_plugin.ml.model.modelfile import save_model
+    from unet_plugin.ml.model.unet import UNet
 
     torch.manual_seed(0)
     meta = {"backbone": backbone, "in_channels": BANDS, "bands": [{"index": i, "name": f"b{i}"} for i in range(1, BANDS + 1)],
@@ -123,7 +123,7 @@ def onnx_forward(model_path, tiles, work):
     import numpy as np
     import onnxruntime as ort
 
-    from unet_plugin.ml.onnx_export import export_onnx
+    from unet_plugin.ml.model.onnx_export import export_onnx
 
     onnx_path = os.path.join(work, "model.onnx")
     export_onnx(model_path, onnx_path)
@@ -141,7 +141,7 @@ def onnx_forward(model_path, tiles, work):
 
 
 def classify_seconds(image, model, out, overlap, engine):
-    from unet_plugin.ml.predict import ClassifyConfig, classify
+    from unet_plugin.ml.classify import ClassifyConfig, classify
 
     t0 = time.perf_counter()
     classify(ClassifyConfig(input=image, model=model, output=out, overlap=overlap, batch_size=BATCH, tile_size=TILE,
@@ -155,7 +155,7 @@ import json, sys, time
 sys.path.insert(0, {ROOT!r})
 sys.path.insert(0, {HERE!r})
 from _peak import peak_mb
-from unet_plugin.ml.predict import ClassifyConfig, classify
+from unet_plugin.ml.classify import ClassifyConfig, classify
 t0 = time.perf_counter()
 r = classify(ClassifyConfig(input={image!r}, model={model!r}, output={out!r}, overlap=25, batch_size={BATCH}, **{extra!r}),
              log=lambda m: None)
@@ -205,7 +205,7 @@ def main():
 
 
 def speed(model_path, image, mpx, work):
-    from unet_plugin.ml.modelfile import load_model
+    from unet_plugin.ml.model.modelfile import load_model
 
     tiles = tiles_of(image)
     tile_mpx = len(tiles) * TILE * TILE / 1e6
@@ -278,8 +278,9 @@ def trained_comparison(args):
     import torch
 
     from unet_plugin.core.chips import ExportConfig, export_chips
-    from unet_plugin.ml.modelfile import load_model
-    from unet_plugin.ml.predict import ClassifyConfig, _export_graph, classify
+    from unet_plugin.ml.model.modelfile import load_model
+    from unet_plugin.ml.classify import ClassifyConfig, classify
+    from unet_plugin.ml.classify.onnx_cache import _export_graph
     from unet_plugin.ml.train import TrainConfig, train
 
     print("CPU:", cpu_summary())
@@ -351,7 +352,7 @@ def overlap_study(model, image, strata, work):
     from osgeo import gdal
 
     from unet_plugin.core.windows import axis_origins
-    from unet_plugin.ml.predict import ClassifyConfig, classify
+    from unet_plugin.ml.classify import ClassifyConfig, classify
 
     tile = 64
     truth = gdal.Open(strata).ReadAsArray()

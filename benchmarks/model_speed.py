@@ -18,7 +18,7 @@ import torch
 
 ROOT_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT_PARENT)
-from unet_plugin.ml.unet import UNet  # noqa: E402
+from unet_plugin.ml.model.unet import UNet  # noqa: E402
 
 
 def images_per_second(model, x, seconds, autocast=False):

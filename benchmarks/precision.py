@@ -36,7 +36,7 @@ def main():
     from osgeo import gdal
 
     from unet_plugin.core.chips import ExportConfig, export_chips
-    from unet_plugin.ml.predict import ClassifyConfig, classify
+    from unet_plugin.ml.classify import ClassifyConfig, classify
     from unet_plugin.ml.train import TrainConfig, train
 
     print("CPU:", cpu_summary())

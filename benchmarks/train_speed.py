@@ -65,7 +65,7 @@ def bare_loop(backbone, x, y, k, epochs, channels_last=True, threads=None, bf16=
     import torch
     import torch.nn.functional as F
 
-    from unet_plugin.ml.unet import UNet
+    from unet_plugin.ml.model.unet import UNet
 
     old_threads = torch.get_num_threads()
     if threads:
@@ -107,8 +107,9 @@ def main():
     import numpy as np
     import torch
 
-    from unet_plugin.core.dataset import load_chip_dataset
-    from unet_plugin.ml.train import ChipTensors, TrainConfig, _classes_and_lut, train
+    from unet_plugin.core.chips import load_chip_dataset
+    from unet_plugin.ml.train import TrainConfig, train
+    from unet_plugin.ml.train.data import ChipTensors, classes_and_lut as _classes_and_lut
 
     with tempfile.TemporaryDirectory(prefix="unet-train-speed-") as work:
         chips = make_chips(work, args.chips, args.chip)

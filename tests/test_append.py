@@ -60,7 +60,7 @@ def test_chips_are_added_with_the_folders_classes_and_normalisation(no_qgis, tmp
     got = label.ReadAsArray()
     known = truth != 255
     assert known.any() and np.array_equal(got[known], truth[known])
-    from unet_segmentation.unet_plugin.core.dataset import load_chip_dataset
+    from unet_segmentation.unet_plugin.core.chips import load_chip_dataset
 
     assert len(load_chip_dataset(str(chips))) == len(after["chips"])
 

@@ -8,7 +8,8 @@ from osgeo import gdal
 
 from conftest import BEFL_IMAGE, NC_IMAGE, NC_STRATA
 from unet_segmentation.unet_plugin.core.errors import Canceled, UserInputError
-from unet_segmentation.unet_plugin.ml.predict import ClassifyConfig, blend_weights, classify
+from unet_segmentation.unet_plugin.ml.classify import ClassifyConfig, classify
+from unet_segmentation.unet_plugin.ml.classify.tiles import blend_weights
 
 QUIET = {"log": lambda m: None}
 
@@ -105,8 +106,8 @@ def test_extent(tiny_model, tmp_path, classified):
 def test_tta_averages_all_eight_views(tiny_model, tmp_path):
     import torch
 
-    from unet_segmentation.unet_plugin.ml.modelfile import load_model
-    from unet_segmentation.unet_plugin.ml.predict import tta_forward
+    from unet_segmentation.unet_plugin.ml.model.modelfile import load_model
+    from unet_segmentation.unet_plugin.ml.classify.tiles import tta_forward
 
     model, _ = load_model(tiny_model[0])
     x = torch.randn(1, 6, 64, 64)
@@ -147,7 +148,7 @@ def test_auto_engine_uses_onnxruntime_on_the_cpu_when_installed(tiny_model, tmp_
 def test_onnx_graph_is_exported_once_per_model_file(tiny_model, tmp_path, monkeypatch):
     """The slow ONNX export runs once: later runs reuse the session (same process) or the cached graph."""
     pytest.importorskip("onnxruntime")
-    from unet_segmentation.unet_plugin.ml import predict
+    from unet_segmentation.unet_plugin.ml.classify import onnx_cache as predict
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("UNET_CACHE_DIR", str(cache))
@@ -185,7 +186,7 @@ def test_onnx_graph_is_exported_once_per_model_file(tiny_model, tmp_path, monkey
     fourth, d = run("d")
     assert "(kept in memory)" in fourth and np.array_equal(a, d) and os.listdir(cache / "onnx") == graphs
 
-    from unet_segmentation.unet_plugin.ml.modelfile import build_model, read_model_file, save_model
+    from unet_segmentation.unet_plugin.ml.model.modelfile import build_model, read_model_file, save_model
 
     def replace_weights(scale):  # the model file replaced by other weights: export again
         payload = read_model_file(tiny_model[0])
@@ -207,7 +208,7 @@ def test_onnx_without_a_writable_cache_exports_to_a_temporary_folder(tiny_model,
     pytest.importorskip("onnxruntime")
     import tempfile
 
-    from unet_segmentation.unet_plugin.ml import predict
+    from unet_segmentation.unet_plugin.ml.classify import onnx_cache as predict
 
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
@@ -279,7 +280,7 @@ def test_auto_precision_is_used_only_where_it_draws_the_same_map(tiny_model, tmp
     """PRECISION=auto: int8 (on this CPU) only when it agrees with float32 on >= 99 % of check pixels and
     is faster; the same raster and model give the same map every time."""
     pytest.importorskip("onnxruntime")
-    from unet_segmentation.unet_plugin.ml import inference_precision
+    from unet_segmentation.unet_plugin.ml.classify import precision as inference_precision
 
     monkeypatch.setenv("UNET_CACHE_DIR", str(tmp_path / "cache"))
     inference_precision._DECISIONS.clear()
@@ -311,7 +312,7 @@ def test_auto_precision_is_used_only_where_it_draws_the_same_map(tiny_model, tmp
 
 def test_auto_precision_falls_back_to_float32_when_the_map_would_differ(tiny_model, tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
-    from unet_segmentation.unet_plugin.ml import inference_precision
+    from unet_segmentation.unet_plugin.ml.classify import precision as inference_precision
 
     monkeypatch.setenv("UNET_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(inference_precision, "CHECK_AGREEMENT", 1.01)  # nothing can agree that well
@@ -330,7 +331,7 @@ def test_auto_precision_agrees_on_a_befl_model(tmp_path, monkeypatch):
     """The Belgian fields (3 bands, Byte): a model trained here, auto against full on the whole scene."""
     pytest.importorskip("onnxruntime")
     from conftest import export_befl_fields
-    from unet_segmentation.unet_plugin.ml import inference_precision
+    from unet_segmentation.unet_plugin.ml.classify import precision as inference_precision
     from unet_segmentation.unet_plugin.ml.train import TrainConfig, train
 
     monkeypatch.setenv("UNET_CACHE_DIR", str(tmp_path / "cache"))
@@ -359,7 +360,7 @@ def test_without_onnxruntime_classification_runs_and_says_what_it_would_give(tin
 
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); sys.modules['onnxruntime'] = None\n"
-        "from unet_segmentation.unet_plugin.ml.predict import ClassifyConfig, classify\n"
+        "from unet_segmentation.unet_plugin.ml.classify import ClassifyConfig, classify\n"
         "lines = []\n"
         "r = classify(ClassifyConfig(input=sys.argv[2], model=sys.argv[3], output=sys.argv[4], tile_size=64), log=lines.append)\n"
         "print(r.engine); print([m for m in lines if m.startswith('Tip')])\n"

@@ -90,7 +90,7 @@ def test_export_equals_processing_and_reprojects_with_ogr(no_qgis, provider, tmp
 def test_the_chain_without_qgis_gives_the_core_results(no_qgis, strata_chips, tmp_path):
     """Train, classify (with polygons) and assess from the command line; the map is what the core draws."""
     from unet_segmentation.unet_plugin.core.accuracy import AccuracyConfig, assess
-    from unet_segmentation.unet_plugin.ml.predict import ClassifyConfig, classify
+    from unet_segmentation.unet_plugin.ml.classify import ClassifyConfig, classify
 
     env = no_qgis()
     model = tmp_path / "m.pt"
@@ -189,9 +189,9 @@ def test_torchrun_failure_stops_all_and_leaves_nothing(no_qgis, tiny_model, tmp_
         import os, sys, threading, time
         if os.environ.get("RANK") == "1":
             def patch():
-                while "unet_plugin.ml.predict" not in sys.modules or not hasattr(sys.modules["unet_plugin.ml.predict"], "read_window"):
+                while "unet_plugin.ml.classify.strips" not in sys.modules or not hasattr(sys.modules["unet_plugin.ml.classify.strips"], "read_window"):
                     time.sleep(0.005)
-                m = sys.modules["unet_plugin.ml.predict"]
+                m = sys.modules["unet_plugin.ml.classify.strips"]
                 real, calls = m.read_window, [0]
                 def failing(*a, **k):
                     calls[0] += 1
@@ -229,7 +229,7 @@ def test_torchrun_training_matches_one_process(no_qgis, strata_chips, tmp_path):
         scores = results(cli(env, "assessaccuracy", f"INPUT={classified['OUTPUT']}", f"REFERENCE_RASTER={NC_STRATA}",
                              f"OUTPUT_TABLE={tmp_path / name}.csv", "--json"))
         acc[name] = scores["OVERALL_ACCURACY"]
-    meta = plugin_module("unet_plugin.ml.modelfile").read_model_file(str(tmp_path / "two.pt"))["metadata"]
+    meta = plugin_module("unet_plugin.ml.model.modelfile").read_model_file(str(tmp_path / "two.pt"))["metadata"]
     assert meta["training"]["epochs"] == 4 and os.path.exists(tmp_path / "two.html")
     print("overall accuracy: one process", acc["one"], "two processes", acc["two"])
     assert acc["two"] > 0.5 and abs(acc["two"] - acc["one"]) < 0.1, acc

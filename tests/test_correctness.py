@@ -18,7 +18,7 @@ from unet_segmentation.unet_plugin.core.chips import ExportConfig, export_chips
 from unet_segmentation.unet_plugin.core.errors import UserInputError
 from unet_segmentation.unet_plugin.core.labels import class_codes, write_polygons
 from unet_segmentation.unet_plugin.core.raster import gdal_cache_budget
-from unet_segmentation.unet_plugin.ml.predict import ClassifyConfig, classify
+from unet_segmentation.unet_plugin.ml.classify import ClassifyConfig, classify
 
 IGNORE = 255
 
@@ -157,7 +157,7 @@ def test_label_raster_nodata_is_ignored_not_background(tmp_path):
 
 def test_replaced_model_with_kept_size_and_mtime_is_not_run_from_the_cache(tiny_model, tmp_path):
     """cp -p / rsync -a keep size and mtime: the map must still be the new model's."""
-    from unet_segmentation.unet_plugin.ml.modelfile import build_model, read_model_file, save_model
+    from unet_segmentation.unet_plugin.ml.model.modelfile import build_model, read_model_file, save_model
 
     payload = read_model_file(tiny_model[0])
     other = {k: (-v if k.startswith("head") else v) for k, v in payload["state_dict"].items()}
@@ -236,7 +236,7 @@ def test_fine_tuning_refuses_other_classes_bands_or_scale(strata_chips, tiny_mod
     assert not os.path.exists(tmp_path / "m.pt")
 
 
-# --- Classify Raster against a reference written from the documented rules, not from predict.py ---
+# --- Classify Raster against a reference written from the documented rules, not from ml/classify/ ---
 
 def _reference_classification(model_path, tile=64, stride=32):
     """Classification of the NC image by the documented rules, tile by tile in plain PyTorch.
@@ -246,7 +246,7 @@ def _reference_classification(model_path, tile=64, stride=32):
     separable ramp ``max(min(i + 0.5, n - i - 0.5) / (n / 2), 0.01)``, divide by the summed
     weights; the class is the model's class *value* at the argmax, the confidence its probability.
     """
-    from unet_segmentation.unet_plugin.ml.modelfile import load_model
+    from unet_segmentation.unet_plugin.ml.model.modelfile import load_model
 
     model, meta = load_model(model_path)
     ds = gdal.Open(NC_IMAGE)
@@ -283,7 +283,7 @@ def _reference_classification(model_path, tile=64, stride=32):
 def reordered_model(tiny_model, tmp_path_factory):
     """The tiny model with its output channels permuted so that the two classes it predicts most
     become the *last two* of its class list: a mix-up at the end of the list shows on most pixels."""
-    from unet_segmentation.unet_plugin.ml.modelfile import build_model, read_model_file, save_model
+    from unet_segmentation.unet_plugin.ml.model.modelfile import build_model, read_model_file, save_model
 
     payload = read_model_file(tiny_model[0])
     meta, state = payload["metadata"], payload["state_dict"]
@@ -321,7 +321,7 @@ def test_classification_equals_the_documented_blend(reordered_model, tmp_path, e
 
 def test_augmentation_moves_labels_with_their_pixels():
     """Whatever flip or rotation a chip gets, each label stays on the pixel it belongs to."""
-    from unet_segmentation.unet_plugin.ml.sampling import flip_rotate as augment_batch
+    from unet_segmentation.unet_plugin.ml.train.sampling import flip_rotate as augment_batch
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(64, 2, 16, 16)
@@ -335,8 +335,8 @@ def test_augmentation_moves_labels_with_their_pixels():
 
 def test_class_balancing_reaches_the_loss_with_rare_classes_weighted_up(strata_chips, tmp_path, monkeypatch):
     """The weights the training loss gets: rarer classes (fewer labelled pixels) weigh more."""
-    from unet_segmentation.unet_plugin.core.dataset import load_chip_dataset
-    from unet_segmentation.unet_plugin.ml import train as train_module
+    from unet_segmentation.unet_plugin.core.chips import load_chip_dataset
+    from unet_segmentation.unet_plugin.ml.train import run as train_module
 
     seen = {}
     real = train_module.make_loss
@@ -360,8 +360,9 @@ def test_class_balancing_reaches_the_loss_with_rare_classes_weighted_up(strata_c
 def test_training_ignores_labels_under_image_nodata(strata_chips, tmp_path):
     """A label source that knows nothing of image nodata (a Pro export, say): training must not learn
     classes from pixels without imagery."""
-    from unet_segmentation.unet_plugin.core.dataset import load_chip_dataset
-    from unet_segmentation.unet_plugin.ml.train import ChipTensors, _classes_and_lut
+    from unet_segmentation.unet_plugin.core.chips import load_chip_dataset
+    from unet_segmentation.unet_plugin.ml.train.data import ChipTensors
+    from unet_segmentation.unet_plugin.ml.train.data import classes_and_lut as _classes_and_lut
 
     folder = tmp_path / "chips"
     shutil.copytree(strata_chips, folder)

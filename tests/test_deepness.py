@@ -49,7 +49,7 @@ def deepness_tile(sess, parsed, tile_hwc):
 
 @pytest.fixture(scope="module")
 def onnx_model(tiny_model, tmp_path_factory):
-    from unet_segmentation.unet_plugin.ml.onnx_export import export_onnx
+    from unet_segmentation.unet_plugin.ml.model.onnx_export import export_onnx
 
     path = str(tmp_path_factory.mktemp("onnx") / "nc.onnx")
     export_onnx(tiny_model[0], path)
@@ -57,7 +57,7 @@ def onnx_model(tiny_model, tmp_path_factory):
 
 
 def test_deepness_reads_every_key_we_write(onnx_model, tiny_model):
-    from unet_segmentation.unet_plugin.ml.modelfile import read_model_file
+    from unet_segmentation.unet_plugin.ml.model.modelfile import read_model_file
 
     _, parsed, raw = deepness_parse(onnx_model)
     assert set(raw) == set(DEEPNESS_KEYS)  # nothing written that Deepness does not read, nothing it reads missing
@@ -73,7 +73,7 @@ def test_deepness_reads_every_key_we_write(onnx_model, tiny_model):
 def test_a_deepness_style_run_draws_our_map(onnx_model, tiny_model, tmp_path):
     """Same tiles (64 px, no overlap): Deepness's rule on our graph gives Classify Raster's classes,
     also beside nodata (the graph zeroes nodata as training did)."""
-    from unet_segmentation.unet_plugin.ml.predict import ClassifyConfig, classify
+    from unet_segmentation.unet_plugin.ml.classify import ClassifyConfig, classify
 
     ours = str(tmp_path / "ours.tif")
     # float32 as Deepness runs the graph (PRECISION=auto may pick bf16 on CPUs that have it: ≥ 99 %, not bit for bit)
@@ -82,7 +82,7 @@ def test_a_deepness_style_run_draws_our_map(onnx_model, tiny_model, tmp_path):
              log=lambda m: None)
     ours = gdal.Open(ours).ReadAsArray()
     sess, parsed, _ = deepness_parse(onnx_model)
-    from unet_segmentation.unet_plugin.ml.modelfile import read_model_file
+    from unet_segmentation.unet_plugin.ml.model.modelfile import read_model_file
 
     values = np.array([c["value"] for c in read_model_file(tiny_model[0])["metadata"]["classes"]])
     image = gdal.Open(NC_IMAGE).ReadAsArray().astype(np.float32)  # raw values, nodata included, as QGIS hands them over

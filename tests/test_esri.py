@@ -151,7 +151,7 @@ def _pro_folder(chips, dest, fmt="PNG", world_files=True, class_keys=("Value", "
     ("PNG", False, ("Value", "Name")),
 ])
 def test_train_unet_reads_a_pro_folder(befl_chips, tmp_path, fmt, world_files, keys):
-    from unet_segmentation.unet_plugin.ml.modelfile import read_model_file
+    from unet_segmentation.unet_plugin.ml.model.modelfile import read_model_file
     from unet_segmentation.unet_plugin.ml.train import TrainConfig, train
 
     folder = _pro_folder(befl_chips, str(tmp_path / "pro"), fmt, world_files, keys)
@@ -170,7 +170,7 @@ def test_train_unet_reads_a_pro_folder(befl_chips, tmp_path, fmt, world_files, k
 
 
 def test_non_square_pro_chips_get_a_clear_message(befl_chips, tmp_path):
-    from unet_segmentation.unet_plugin.core.dataset import load_chip_dataset
+    from unet_segmentation.unet_plugin.core.chips import load_chip_dataset
 
     folder = _pro_folder(befl_chips, str(tmp_path / "pro"), "GTiff")
     for sub in ("images", "labels"):

@@ -220,7 +220,7 @@ def test_label_raster_on_another_grid_is_resampled(tmp_path):
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "int8", "float32", "int32"])
 def test_band_statistics_merge_chip_by_chip(dtype):
     """Chip-by-chip statistics equal numpy's over all valid pixels at once, for every data type."""
-    from unet_segmentation.unet_plugin.core.chips import _BandStats
+    from unet_segmentation.unet_plugin.core.chips.statistics import BandStats as _BandStats
 
     rng = np.random.default_rng(1)
     info = np.iinfo(dtype) if dtype[0] in "ui" else None

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torchvision
 
-from unet_segmentation.unet_plugin.ml.encoders import ENCODERS, EncoderWeightsError, ResNetEncoder, adapt_first_conv, get_spec
-from unet_segmentation.unet_plugin.ml.modelfile import FORMAT_NAME, ModelFileError, load_model, read_model_file, save_model
-from unet_segmentation.unet_plugin.ml.unet import UNet
+from unet_segmentation.unet_plugin.ml.model.encoders import ENCODERS, EncoderWeightsError, ResNetEncoder, adapt_first_conv, get_spec
+from unet_segmentation.unet_plugin.ml.model.modelfile import FORMAT_NAME, ModelFileError, load_model, read_model_file, save_model
+from unet_segmentation.unet_plugin.ml.model.unet import UNet
 
 META = {"backbone": "resnet18", "in_channels": 4, "bands": [{"index": i, "name": f"b{i}"} for i in range(1, 5)],
         "classes": [{"value": v, "name": n, "color": [v * 20, 0, 0]} for v, n in ((0, "background"), (1, "water"), (2, "forest"))],
@@ -65,7 +65,7 @@ def test_pretrained_weights_from_local_file(tmp_path):
     rgb = torchvision.models.resnet18(weights=None)
     path = tmp_path / "resnet18.pth"
     torch.save(rgb.state_dict(), path)
-    from unet_segmentation.unet_plugin.ml.encoders import load_weights_file
+    from unet_segmentation.unet_plugin.ml.model.encoders import load_weights_file
 
     enc = ResNetEncoder("resnet18", in_channels=4)
     enc.load_pretrained(load_weights_file(str(path)))
@@ -74,7 +74,7 @@ def test_pretrained_weights_from_local_file(tmp_path):
 
 
 def test_bad_weights_file_is_explained(tmp_path):
-    from unet_segmentation.unet_plugin.ml.encoders import load_weights_file
+    from unet_segmentation.unet_plugin.ml.model.encoders import load_weights_file
 
     path = tmp_path / "x.pth"
     torch.save({"foo": torch.zeros(1)}, path)
@@ -83,7 +83,7 @@ def test_bad_weights_file_is_explained(tmp_path):
 
 
 def test_download_failure_says_how_to_fix(monkeypatch):
-    from unet_segmentation.unet_plugin.ml import encoders
+    from unet_segmentation.unet_plugin.ml.model import encoders
 
     def offline(*a, **k):
         raise OSError("network unreachable")
@@ -173,7 +173,7 @@ def test_refuses_truncated_file(tmp_path):
 
 def test_onnx_export_matches_pytorch(tmp_path):
     ort = pytest.importorskip("onnxruntime")
-    from unet_segmentation.unet_plugin.ml.onnx_export import export_onnx
+    from unet_segmentation.unet_plugin.ml.model.onnx_export import export_onnx
 
     torch.manual_seed(2)
     model = UNet("resnet18", 4, 3).eval()
@@ -199,7 +199,7 @@ def test_onnx_export_matches_pytorch(tmp_path):
 def test_deepness_resolution_is_in_centimetres_whatever_the_crs(wkt_of, pixel, cm):
     from osgeo import osr
 
-    from unet_segmentation.unet_plugin.ml.onnx_export import resolution_cm
+    from unet_segmentation.unet_plugin.ml.model.onnx_export import resolution_cm
 
     srs = osr.SpatialReference()
     srs.SetFromUserInput(wkt_of)
@@ -238,7 +238,7 @@ def _timm_style_file(path, arch, bands, wrap=True):
 
 @pytest.mark.parametrize("bands", [3, 13])
 def test_remote_sensing_weights_with_their_own_band_count_load_unchanged(tmp_path, bands):
-    from unet_segmentation.unet_plugin.ml.encoders import load_weights_file
+    from unet_segmentation.unet_plugin.ml.model.encoders import load_weights_file
 
     path = tmp_path / "w.pth"
     ref = _timm_style_file(path, "resnet18", bands)
@@ -251,7 +251,7 @@ def test_remote_sensing_weights_with_their_own_band_count_load_unchanged(tmp_pat
 
 
 def test_rgb_weights_are_adapted_and_other_band_counts_refused(tmp_path):
-    from unet_segmentation.unet_plugin.ml.encoders import load_weights_file
+    from unet_segmentation.unet_plugin.ml.model.encoders import load_weights_file
 
     rgb = tmp_path / "rgb.pth"
     ref = _timm_style_file(rgb, "resnet18", 3, wrap=False)
@@ -265,7 +265,7 @@ def test_rgb_weights_are_adapted_and_other_band_counts_refused(tmp_path):
 
 
 def test_weights_of_another_architecture_are_named(tmp_path):
-    from unet_segmentation.unet_plugin.ml.encoders import load_weights_file
+    from unet_segmentation.unet_plugin.ml.model.encoders import load_weights_file
 
     path = tmp_path / "r50.pth"
     _timm_style_file(path, "resnet50", 3)

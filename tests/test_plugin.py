@@ -70,7 +70,7 @@ def test_parameters_match_design(provider, alg_id):
 
 
 def test_backbones_match_the_registry():
-    from unet_segmentation.unet_plugin.ml.encoders import ENCODERS
+    from unet_segmentation.unet_plugin.ml.model.encoders import ENCODERS
     from unet_segmentation.unet_plugin.params import BACKBONES
 
     assert set(BACKBONES) <= set(ENCODERS)
@@ -288,7 +288,7 @@ def test_run_and_load_results_styles_the_layer(provider, tiny_model, tmp_path, q
     assert layers, "the class raster was not loaded"
     renderer = layers[0].renderer()
     assert renderer.type() == "paletted"
-    from unet_segmentation.unet_plugin.ml.modelfile import read_model_file
+    from unet_segmentation.unet_plugin.ml.model.modelfile import read_model_file
 
     classes = read_model_file(tiny_model[0])["metadata"]["classes"]
     entries = {c.value: (c.label, c.color.name()) for c in renderer.classes()}
@@ -374,7 +374,7 @@ def test_run_and_load_results_styles_the_polygons(provider, tiny_model, tmp_path
     assert layers and layers[0].featureCount() > 10
     renderer = layers[0].renderer()
     assert renderer.type() == "categorizedSymbol" and renderer.classAttribute() == "class_value"
-    from unet_segmentation.unet_plugin.ml.modelfile import read_model_file
+    from unet_segmentation.unet_plugin.ml.model.modelfile import read_model_file
 
     classes = read_model_file(tiny_model[0])["metadata"]["classes"]
     cats = {int(c.value()): (c.label(), c.symbol().color().name()) for c in renderer.categories()}

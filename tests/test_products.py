@@ -7,7 +7,7 @@ import pytest
 from osgeo import gdal, ogr, osr
 
 from conftest import NC_IMAGE
-from unet_segmentation.unet_plugin.ml.predict import ClassifyConfig, classify
+from unet_segmentation.unet_plugin.ml.classify import ClassifyConfig, classify
 
 QUIET = {"log": lambda m: None}
 PX_AREA = 28.5 * 28.5
@@ -52,7 +52,7 @@ def products(tiny_model, tmp_path_factory):
 
 
 def test_probabilities_are_named_scaled_and_their_argmax_is_the_map(products, tiny_model):
-    from unet_segmentation.unet_plugin.ml.modelfile import read_model_file
+    from unet_segmentation.unet_plugin.ml.model.modelfile import read_model_file
 
     plain, probs, conf, _, _ = products
     classes = read_model_file(tiny_model[0])["metadata"]["classes"]
@@ -100,7 +100,7 @@ def _touches_nodata(lab, a, i):
 
 
 def test_polygons_one_per_region_with_class_names_and_areas(products, tiny_model):
-    from unet_segmentation.unet_plugin.ml.modelfile import read_model_file
+    from unet_segmentation.unet_plugin.ml.model.modelfile import read_model_file
 
     _, _, _, sieved, polys = products
     a = gdal.Open(sieved).ReadAsArray()

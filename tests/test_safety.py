@@ -630,7 +630,7 @@ def test_close_errors_are_errors(world, small_disk):
 def test_a_non_finite_model_is_never_saved(world, tmp_path):
     import torch
 
-    from unet_segmentation.unet_plugin.ml.modelfile import build_model, read_model_file, save_model
+    from unet_segmentation.unet_plugin.ml.model.modelfile import build_model, read_model_file, save_model
 
     payload = read_model_file(world["model"])
     model = build_model(payload["metadata"])

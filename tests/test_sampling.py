@@ -6,9 +6,10 @@ import torch
 from osgeo import gdal
 
 from conftest import NC_IMAGE, NC_STRATA
-from unet_segmentation.unet_plugin.core.dataset import load_chip_dataset, spatial_split
-from unet_segmentation.unet_plugin.ml import sampling
-from unet_segmentation.unet_plugin.ml.train import ChipTensors, _classes_and_lut
+from unet_segmentation.unet_plugin.core.chips import load_chip_dataset, spatial_split
+from unet_segmentation.unet_plugin.ml.train import sampling
+from unet_segmentation.unet_plugin.ml.train.data import ChipTensors
+from unet_segmentation.unet_plugin.ml.train.data import classes_and_lut as _classes_and_lut
 
 
 def _sampler(chips, percent=15, augment=True):
@@ -134,7 +135,7 @@ def test_background_weight_only_for_sample_polygons():
     labelled land: trained as they are."""
     from types import SimpleNamespace
 
-    from unet_segmentation.unet_plugin.ml.train import background_weight
+    from unet_segmentation.unet_plugin.ml.train.losses import background_weight
 
     classes = [{"value": v} for v in range(5)]
     counts = np.array([98500, 300, 600, 300, 300])
@@ -148,7 +149,7 @@ def test_background_weight_only_for_sample_polygons():
 
 
 def _map_shares(tmp_path, chips, name):
-    from unet_segmentation.unet_plugin.ml.predict import ClassifyConfig, classify
+    from unet_segmentation.unet_plugin.ml.classify import ClassifyConfig, classify
     from unet_segmentation.unet_plugin.ml.train import TrainConfig, train
 
     model = str(tmp_path / f"{name}.pt")
@@ -170,7 +171,8 @@ def test_every_labelled_class_shows_up_on_sample_polygons(tmp_path, monkeypatch)
 
     from conftest import NC_POLYGONS
     from unet_segmentation.unet_plugin.core.chips import ExportConfig, export_chips
-    from unet_segmentation.unet_plugin.ml import train as train_mod
+    from unet_segmentation.unet_plugin.ml.train import loop as train_loop
+    from unet_segmentation.unet_plugin.ml.train import run as train_mod
 
     labels, classes = _polygons_gpkg(tmp_path, NC_POLYGONS, "label")
     chips = str(tmp_path / "chips")
@@ -187,7 +189,8 @@ def test_every_labelled_class_shows_up_on_sample_polygons(tmp_path, monkeypatch)
         where = (strata == strata_value) & valid
         assert np.mean(mapped[where] == code[name]) > 0.3, (name, shares)
 
-    monkeypatch.setattr(train_mod, "background_weight", lambda *a: None)  # as before: labels taken as they are
+    monkeypatch.setattr(train_mod, "background_weight", lambda *a: None)
+    monkeypatch.setattr(train_loop, "background_weight", lambda *a: None)  # as before: labels taken as they are
     _, logs, mapped, valid = _map_shares(tmp_path, chips, "plain")
     assert np.mean(mapped[valid] == 0) > 0.8  # the blank map the issue reported
 

@@ -15,10 +15,13 @@ from osgeo import gdal
 
 from conftest import NC_IMAGE, NC_STRATA
 from unet_segmentation.unet_plugin.core.chips import ExportConfig, export_chips
-from unet_segmentation.unet_plugin.core.dataset import class_training_shares, load_chip_dataset, spatial_split
+from unet_segmentation.unet_plugin.core.chips import class_training_shares, load_chip_dataset, spatial_split
 from unet_segmentation.unet_plugin.core.errors import Canceled, UserInputError
-from unet_segmentation.unet_plugin.ml import train as train_mod
-from unet_segmentation.unet_plugin.ml.modelfile import read_model_file
+from unet_segmentation.unet_plugin.ml.model import UNet as _UNet
+from unet_segmentation.unet_plugin.ml.train import batchnorm as train_bn
+from unet_segmentation.unet_plugin.ml.train import data as train_data
+from unet_segmentation.unet_plugin.ml.train import loop as train_loop
+from unet_segmentation.unet_plugin.ml.model.modelfile import read_model_file
 from unet_segmentation.unet_plugin.ml.train import TrainConfig, train
 
 QUIET = {"log": lambda m: None}
@@ -59,14 +62,14 @@ def test_early_stopping_keeps_the_best_epoch(small_chips, tmp_path, monkeypatch)
     """No improvement for 2 epochs after epoch 2 — but early stopping only watches once 60 % of the
     schedule is done (the learning rate has come down): it stops after epoch 5 of 7, not 4."""
     series = iter([0.30, 0.50, 0.40, 0.35, 0.20, 0.90, 0.95])
-    real = train_mod.scores
+    real = train_loop.scores
 
     def scripted(cm):
         s = real(cm)
         s["miou"] = next(series)
         return s
 
-    monkeypatch.setattr(train_mod, "scores", scripted)
+    monkeypatch.setattr(train_loop, "scores", scripted)
     result = train(_cfg(small_chips, tmp_path, epochs=7, early_stopping=2), **QUIET)
     assert result.epochs_run == 5 and result.best_epoch == 2 and result.miou == 0.5
     assert read_model_file(str(tmp_path / "m.pt"))["metadata"]["training"]["best_epoch"] == 2
@@ -102,7 +105,8 @@ def _ground_centres(bounds, size):
 def _assert_no_leak(data, train_idx, val_idx, overlaps):
     """No pixel of a validation chip reaches the training loss: every training label inside a
     validation chip's footprint is 255 in what training reads (ChipTensors, the loss's input)."""
-    from unet_segmentation.unet_plugin.ml.train import ChipTensors, _classes_and_lut
+    from unet_segmentation.unet_plugin.ml.train.data import ChipTensors
+    from unet_segmentation.unet_plugin.ml.train.data import classes_and_lut as _classes_and_lut
 
     _, lut = _classes_and_lut(data)
     mean = np.array([s["mean"] for s in data.statistics])
@@ -194,10 +198,10 @@ def test_report_is_self_contained(small_chips, tmp_path):
 
 def test_report_examples_show_no_class_where_the_chip_has_no_image(strata_chips):
     """Validation examples: nodata strips are black in the image and the prediction, as in the class map."""
-    from unet_segmentation.unet_plugin.ml import report
+    from unet_segmentation.unet_plugin.ml.train import report
 
     data = load_chip_dataset(strata_chips)
-    tensors = train_mod.ChipTensors(data, list(range(len(data))), np.arange(256, dtype=np.uint8),
+    tensors = train_data.ChipTensors(data, list(range(len(data))), np.arange(256, dtype=np.uint8),
                                     np.zeros(6, np.float32), np.ones(6, np.float32))
     raw_nodata = []
     for i in range(len(data)):
@@ -218,7 +222,7 @@ def test_frozen_encoder_trains_the_decoder_only(small_chips, tmp_path):
     result = train(_cfg(small_chips, tmp_path, loss="focal", freeze_encoder=True, epochs=1), **QUIET)
     state = read_model_file(result.model_path)["state_dict"]
     torch.manual_seed(42)  # the seed train() builds its model with
-    initial = train_mod.UNet("resnet18", 6, len(result.classes)).state_dict()
+    initial = _UNet("resnet18", 6, len(result.classes)).state_dict()
     encoder = [k for k in initial if k.startswith("encoder.")]
     decoder = [k for k in initial if k.startswith(("blocks.", "head.")) and initial[k].is_floating_point()]
     assert all(torch.equal(state[k], initial[k]) for k in encoder)  # weights and batch-norm statistics
@@ -270,7 +274,7 @@ def test_bad_inputs(small_chips, tmp_path, monkeypatch):
     def oom(*a, **k):
         raise torch.OutOfMemoryError("CUDA out of memory")
 
-    monkeypatch.setattr(train_mod.UNet, "forward", oom)
+    monkeypatch.setattr(_UNet, "forward", oom)
     _bad(_cfg(small_chips, tmp_path), "BATCH_SIZE", "out of memory")
 
 
@@ -283,7 +287,7 @@ def test_too_few_chips_for_a_split(tmp_path):
 
 
 def test_class_balancing_weights_rare_classes_more_but_bounded():
-    from unet_segmentation.unet_plugin.ml.train import balancing_weights
+    from unet_segmentation.unet_plugin.ml.train.losses import balancing_weights
 
     # pixel counts like the NC strata chips: a dominant class and one of a few dozen pixels
     w = balancing_weights(np.array([49797, 9965, 4495, 42455, 1291, 65]))
@@ -371,7 +375,7 @@ def test_miou_spread_is_the_noise_of_few_validation_chips():
 
 
 def test_one_cycle_schedule_rises_then_falls_to_the_end():
-    from unet_segmentation.unet_plugin.ml.train import one_cycle
+    from unet_segmentation.unet_plugin.ml.train.schedule import one_cycle
 
     values = [one_cycle(i / 100) for i in range(101)]
     peak = values.index(max(values))
@@ -383,7 +387,7 @@ def test_one_cycle_schedule_rises_then_falls_to_the_end():
 
 @pytest.mark.parametrize("precision", ["full", "auto"])
 def test_precision_full_and_auto_both_train(small_chips, tmp_path, precision):
-    from unet_segmentation.unet_plugin.ml.precision import cpu_has_native_bf16
+    from unet_segmentation.unet_plugin.ml.device import cpu_has_native_bf16
 
     logs = []
     result = train(_cfg(small_chips, tmp_path, epochs=1, precision=precision), log=logs.append)
@@ -395,7 +399,7 @@ def test_precision_full_and_auto_both_train(small_chips, tmp_path, precision):
 
 def test_bf16_where_the_cpu_has_it_natively_and_it_measures_faster(small_chips, tmp_path, monkeypatch):
     """The bf16 path itself (this CI CPU may lack native bf16: detection and probe are stood in for)."""
-    from unet_segmentation.unet_plugin.ml import precision
+    from unet_segmentation.unet_plugin.ml.train import precision
 
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
     monkeypatch.setattr(precision, "bf16_probe", lambda model, sample: (0.5, 1.0))
@@ -404,7 +408,7 @@ def test_bf16_where_the_cpu_has_it_natively_and_it_measures_faster(small_chips, 
     assert result.precision == "bf16" and any("bf16 autocast" in m and "2.00×" in m for m in logs)
     assert np.isfinite(result.history[0]["train_loss"]) and os.path.exists(result.model_path)
     monkeypatch.setattr(precision, "bf16_probe", lambda model, sample: (1.2, 1.0))
-    assert precision.choose("auto", torch.device("cpu"), object(), torch.zeros(1)) == "fp32"
+    assert precision.training_precision("auto", torch.device("cpu"), object(), torch.zeros(1)) == "fp32"
 
 
 def test_negative_time_limit_is_refused(small_chips, tmp_path):
@@ -415,17 +419,17 @@ def test_negative_time_limit_is_refused(small_chips, tmp_path):
 
 def _chip_tensors(folder, n=16):
     data = load_chip_dataset(folder)
-    classes, lut = train_mod._classes_and_lut(data)
+    classes, lut = train_data.classes_and_lut(data)
     mean = np.array([s["mean"] for s in data.statistics])
     std = np.array([max(s["std"], 1e-6) for s in data.statistics])
-    return data, classes, train_mod.ChipTensors(data, list(range(min(n, len(data)))), lut, mean, std)
+    return data, classes, train_data.ChipTensors(data, list(range(min(n, len(data)))), lut, mean, std)
 
 
 def test_batchnorm_statistics_are_those_of_the_current_weights(strata_chips):
     """Before validation, batch norm's statistics are recomputed with the weights as they are (the mean of
     the batch statistics over training chips), not the lagging running average that made validation
     losses jump to 18.9 in epoch 2 on the NC chips while training loss fell (benchmarked in the issue note)."""
-    from unet_segmentation.unet_plugin.ml.unet import UNet
+    from unet_segmentation.unet_plugin.ml.model.unet import UNet
 
     data, classes, tr = _chip_tensors(strata_chips)
     torch.manual_seed(0)
@@ -435,7 +439,7 @@ def test_batchnorm_statistics_are_those_of_the_current_weights(strata_chips):
     hook = bn.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach().mean((0, 2, 3))))
     with torch.no_grad():
         bn.running_mean.fill_(100.0)
-    train_mod.recalibrate_batchnorm(model, tr, 8, torch.device("cpu"), torch.contiguous_format)
+    train_bn.recalibrate_batchnorm(model, tr, 8, torch.device("cpu"), torch.contiguous_format)
     hook.remove()
     assert len(seen) == 2  # 16 chips in batches of 8
     assert torch.allclose(bn.running_mean, torch.stack(seen).mean(0), atol=1e-5)
@@ -443,7 +447,7 @@ def test_batchnorm_statistics_are_those_of_the_current_weights(strata_chips):
 
 
 def test_frozen_encoder_keeps_its_batchnorm_statistics(strata_chips):
-    from unet_segmentation.unet_plugin.ml.unet import UNet
+    from unet_segmentation.unet_plugin.ml.model.unet import UNet
 
     data, classes, tr = _chip_tensors(strata_chips, 8)
     model = UNet("resnet18", len(data.bands), len(classes))
@@ -454,5 +458,5 @@ def test_frozen_encoder_keeps_its_batchnorm_statistics(strata_chips):
     with torch.no_grad():
         enc.running_mean.fill_(5.0)
         dec.running_mean.fill_(5.0)
-    train_mod.recalibrate_batchnorm(model, tr, 4, torch.device("cpu"), torch.contiguous_format)
+    train_bn.recalibrate_batchnorm(model, tr, 4, torch.device("cpu"), torch.contiguous_format)
     assert torch.all(enc.running_mean == 5.0) and not torch.all(dec.running_mean == 5.0)

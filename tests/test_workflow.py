@@ -51,7 +51,7 @@ def test_shipped_model_chains_the_three_algorithms(provider):
 @pytest.mark.skipif(not QGIS_PROCESS, reason="qgis_process not installed")
 def test_model_runs_with_qgis_process(installed_zip, tmp_path):
     """The .model3 from the installed plugin, run headless on the NC polygons (text classes)."""
-    from unet_segmentation.unet_plugin.ml.modelfile import load_model
+    from unet_segmentation.unet_plugin.ml.model.modelfile import load_model
 
     model3 = os.path.join(installed_zip["QGIS_PLUGINPATH"], PACKAGE, "resources", "unet_workflow.model3")
     args = [QGIS_PROCESS, "run", model3, "--", f"INPUT={NC_IMAGE}", f"LABELS={NC_POLYGONS}", "CLASS_FIELD=label",
@@ -101,7 +101,7 @@ def _check_class_raster(path, source, model_meta):
 
 def test_batch_as_a_loop_of_processing_run(provider, tiny_model, batch_rasters, tmp_path):
     import processing
-    from unet_segmentation.unet_plugin.ml.modelfile import load_model
+    from unet_segmentation.unet_plugin.ml.model.modelfile import load_model
 
     model, _ = tiny_model
     _, meta = load_model(model, "cpu")

@@ -19,7 +19,7 @@ def N_(text: str) -> str:  # noqa: N802 - the usual name of a translation marker
     return text
 
 
-BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")  # = ml.encoders.ENCODERS (a test checks)
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")  # = ml.model.encoders.ENCODERS (a test checks)
 LOSSES = ("cross-entropy", "focal", "cross-entropy+dice")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "full")

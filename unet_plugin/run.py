@@ -114,7 +114,7 @@ def export_training_chips(inp: Inputs, fb: Feedback) -> dict:
                 raise UserInputError("LABELS", tr("the layer has no polygons."))
             values = [_null(v) for _, v in labels]
             if inp.value("APPEND"):  # the folder's classes: names matched to its codes, never renumbered
-                from .core.append import codes_for, load_target
+                from .core.chips.append import codes_for, load_target
 
                 mapping, classes = codes_for(values, load_target(output)["classes"])
             else:
@@ -183,7 +183,7 @@ def train_unet(inp: Inputs, fb: Feedback) -> dict:
 
 
 def classify_raster(inp: Inputs, fb: Feedback) -> dict:
-    from .ml.predict import ClassifyConfig, classify
+    from .ml.classify import ClassifyConfig, classify
 
     source, crs = inp.raster("INPUT")
     cfg = ClassifyConfig(

@@ -19,13 +19,13 @@ import numpy as np
 from osgeo import gdal
 
 from . import labels as lab
+from .codes import IGNORE
 from .errors import Canceled, UserInputError
 from .metrics import confusion, scores
 from .raster import extent_window, gdal_cache_budget, open_raster, raster_info
 from .styles import default_color, hex_color
 from .windows import Window
 
-IGNORE = 255
 STRIP_ROWS = 256
 
 

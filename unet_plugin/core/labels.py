@@ -10,7 +10,6 @@ from .raster import RasterInfo, open_raster, window_bounds
 from .styles import default_color
 from .windows import Window
 
-IGNORE = 255
 CODE_FIELD = "code"
 
 

@@ -9,7 +9,15 @@ from contextlib import contextmanager
 
 from .errors import UserInputError
 from .outputs import (
-    PARTIAL_MARK, pid_alive, commit, discard, layer_name, partial_path, sidecars, split_layer, write_error,
+    PARTIAL_MARK,
+    commit,
+    discard,
+    layer_name,
+    partial_path,
+    pid_alive,
+    sidecars,
+    split_layer,
+    write_error,
 )
 
 #: formats that hold several layers: we write or replace our layer, never the file

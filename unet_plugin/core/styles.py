@@ -6,7 +6,7 @@ from xml.sax.saxutils import quoteattr
 
 from osgeo import gdal
 
-NODATA = 255
+from .codes import NODATA
 
 # A qualitative palette (ColorBrewer Set1/Dark2-like) for classes without colours.
 PALETTE = [

@@ -82,8 +82,8 @@ def suggest(config: SuggestConfig, progress: Callable[[float], None] = lambda f:
             is_canceled: Callable[[], bool] = lambda: False, log: Callable[[str], None] = print,
             warn: Callable[[str], None] | None = None) -> tuple[list[Proposal], list[dict], str]:
     """Run Suggest Areas to Label; return the proposals, the model's classes and the raster's CRS (WKT)."""
-    from .modelfile import ModelFileError, read_model_file
-    from .predict import ClassifyConfig, classify
+    from .classify import ClassifyConfig, classify
+    from .model import ModelFileError, read_model_file
 
     check(config)
     try:

@@ -7,7 +7,7 @@
   (evenly spread over the tile grid, mostly valid pixels): the same raster and model give the same
   graph and so the same map every time. The quantised graph is cached beside the float32 graphs,
   keyed by the model file's content, tile shape, calibration tiles and library versions.
-- **bf16**: PyTorch bf16 autocast, only on CPUs with native bf16 (:mod:`.precision`).
+- **bf16**: PyTorch bf16 autocast, only on CPUs with native bf16 (:mod:`..device`).
 
 A candidate is used only when, on check tiles that were not used for calibration, its classes
 agree with float32 on at least ``CHECK_AGREEMENT`` of the valid pixels (a margin above the 99 % the map
@@ -27,6 +27,10 @@ import warnings
 
 import numpy as np
 import torch
+
+from .. import distributed
+from ..device import cpu_has_native_bf16
+from .onnx_cache import OnnxForward, onnx_cache_dir, open_session
 
 MIN_AGREEMENT = 0.99  # what the map must reach
 # what the check tiles must reach: a margin for the rest of the map (a trained NC model's int8 graph
@@ -65,7 +69,12 @@ def _digest(tiles) -> str:
 
 def _quantize(fp32_path: str, out_path: str, calibration: list[np.ndarray]) -> None:
     """Static QDQ quantisation of ``fp32_path`` into ``out_path`` (written whole, via a temporary file)."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
@@ -102,8 +111,6 @@ def _int8_path(meta: dict, th: int, tw: int, tiles_digest: str) -> str:
     """The cached int8 graph of a model file, tile shape, calibration tiles and library versions."""
     import onnxruntime as ort
 
-    from .predict import onnx_cache_dir
-
     versions = f"{torch.__version__}|{ort.__version__}"
     qkey = hashlib.sha256(f"{meta['file_sha256']}|{th}|{tw}|{tiles_digest}|{versions}|int8".encode()).hexdigest()[:32]
     return os.path.join(onnx_cache_dir(), qkey + "-int8.onnx")
@@ -112,14 +119,7 @@ def _int8_path(meta: dict, th: int, tw: int, tiles_digest: str) -> str:
 def _int8_forward(qpath: str, threads: int):
     import onnxruntime as ort
 
-    from .predict import OnnxForward
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return OnnxForward(ort.InferenceSession(qpath, opts, providers=["CPUExecutionProvider"]), ort.__version__, "int8")
+    return OnnxForward(open_session(qpath, threads), ort.__version__, "int8")
 
 
 def _bf16_forward(model: torch.nn.Module):
@@ -131,15 +131,13 @@ def _bf16_forward(model: torch.nn.Module):
     return bf16_forward
 
 
-def choose(fp32_forward, fp32_name: str, model: torch.nn.Module, meta: dict, th: int, tw: int, threads: int,
+def faster_forward(fp32_forward, fp32_name: str, model: torch.nn.Module, meta: dict, th: int, tw: int, threads: int,
            tiles: list[np.ndarray], masks: list[np.ndarray], n_tiles: int, onnx_graph: str | None, log):
     """The forward pass to use and its name: a faster one where it agrees with float32, else float32.
 
     Under torchrun rank 0 decides (timings differ between processes) and the others follow, so
     every process draws its rows of the map with the same arithmetic.
     """
-    from . import distributed
-
     if not distributed.active():
         return _choose(fp32_forward, fp32_name, model, meta, th, tw, threads, tiles, masks, n_tiles, onnx_graph, log)[:2]
     if distributed.is_main():
@@ -157,9 +155,6 @@ def choose(fp32_forward, fp32_name: str, model: torch.nn.Module, meta: dict, th:
 
 def _choose(fp32_forward, fp32_name, model, meta, th, tw, threads, tiles, masks, n_tiles, onnx_graph, log):
     """(forward, name, kind) of the fastest arithmetic that agrees with float32 on this machine."""
-    from . import precision as prec
-    from .predict import onnx_cache_dir
-
     if len(tiles) < 2:
         return fp32_forward, fp32_name, "fp32"
     calib, check = tiles[0::2], tiles[1::2]
@@ -188,7 +183,7 @@ def _choose(fp32_forward, fp32_name, model, meta, th, tw, threads, tiles, masks,
             candidates.append(("int8", _int8_forward(qpath, threads)))
         except Exception as exc:  # an operator the quantiser cannot handle, no writable cache: float32 it is
             log(f"int8 not used ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}).")
-    if prec.cpu_has_native_bf16():
+    if cpu_has_native_bf16():
         candidates.append(("bf16", _bf16_forward(model)))
     if not candidates:
         return fp32_forward, fp32_name, "fp32"

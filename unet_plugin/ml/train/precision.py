@@ -13,28 +13,9 @@ import time
 
 import torch
 
-from .. import params
+from ..device import check_precision, cpu_has_native_bf16
 
-PRECISIONS = params.PRECISIONS  # declared once, with the parameter
 _PROBES: dict = {}  # (model kind, input shape) → (bf16 seconds, fp32 seconds), per process
-
-
-def cpu_flags() -> set[str]:
-    """The CPU feature flags Linux reports (empty elsewhere)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX tiles)."""
-    flags = cpu_flags()
-    return bool({"avx512_bf16", "amx_bf16"} & flags)
 
 
 def _seconds(fn, repeats: int = 2) -> float:
@@ -63,14 +44,10 @@ def bf16_probe(model: torch.nn.Module, sample: torch.Tensor) -> tuple[float, flo
     return _PROBES[key]
 
 
-def choose(requested: str, device: torch.device, model: torch.nn.Module | None = None,
+def training_precision(requested: str, device: torch.device, model: torch.nn.Module | None = None,
            sample: torch.Tensor | None = None, log=lambda m: None) -> str:
     """``"bf16"``, ``"fp16"`` or ``"fp32"`` for ``requested`` (``auto`` / ``full``) on ``device``; logs why."""
-    if requested not in PRECISIONS:
-        from ..core.errors import UserInputError
-
-        raise UserInputError("PRECISION", f"unknown precision '{requested}'; choose {' or '.join(PRECISIONS)}.")
-    if requested == "full":
+    if check_precision(requested) == "full":
         log("Precision: float32 throughout (PRECISION=full).")
         return "fp32"
     if device.type == "cuda":

@@ -14,7 +14,10 @@ import json
 import os
 import shutil
 
-from .errors import UserInputError
+from ..errors import UserInputError
+from ..outputs import apply_umask, write_text
+from .esri import write_esri_files
+from .folder import FORMAT_NAME
 
 KEEP = ("format", "format_version", "source", "source_band_count", "crs", "pixel_size", "bands", "data_type", "nodata",
         "chip_size", "unlabeled", "label_source", "mask", "ignore_value", "statistics")
@@ -22,8 +25,6 @@ KEEP = ("format", "format_version", "source", "source_band_count", "crs", "pixel
 
 def load_target(output: str) -> dict:
     """The earlier export in ``output`` that chips are appended to."""
-    from .chips import FORMAT_NAME
-
     meta_path = os.path.join(output, "dataset.json")
     if not os.path.isfile(meta_path):
         raise UserInputError("OUTPUT", f"'{output}' holds no chip data set of this plugin (dataset.json) to add chips to. "
@@ -93,9 +94,6 @@ def match_classes(old_classes: list[dict], new_classes: list[dict], parameter: s
 def merge_into(work: str, output: str, old: dict, new: dict) -> dict:
     """Move the new chips (renumbered after the folder's) into ``output`` and write the grown
     dataset.json and Esri files last, each whole. Returns the merged description."""
-    from .chips import write_esri_files
-    from .outputs import apply_umask, write_text
-
     first = 1 + max((int(c["id"]) for c in old["chips"] if str(c["id"]).isdigit()), default=-1)
     width = len(old["chips"][0]["id"]) if old["chips"] else 9
     merged = {k: old[k] for k in KEEP if k in old}

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-IGNORE = 255
+from ...core.codes import IGNORE
+
 RARE_SHARE = 0.3        # t: classes on fewer chips than this share are drawn more often
 MAX_REPEAT = 10.0       # no chip more than this many times as often as a chip of common classes
 PRESENT_SHARE = 0.005   # a chip holds a class when at least this share of its pixels has it

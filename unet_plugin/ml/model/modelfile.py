@@ -19,7 +19,7 @@ import platform
 
 import torch
 
-from ..params import BACKBONES
+from ...params import BACKBONES
 from .unet import UNet
 
 FORMAT_NAME = "unet-qgis-model"
@@ -57,7 +57,7 @@ def save_model(path: str, model: UNet, metadata: dict) -> None:
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise ValueError(f"the weights are not finite ({bad[0]}…): a diverged training is never saved")
-    from ..core.outputs import partial_file
+    from ...core.outputs import partial_file
 
     with partial_file(path, "OUTPUT_MODEL") as tmp:
         with open(tmp, "wb") as f:  # a file object: the archive's inner name is "archive", not the partial name

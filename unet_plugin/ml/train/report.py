@@ -112,7 +112,7 @@ def _spread(result) -> str:
 
 def write_report(path: str, result, data, config) -> None:
     """Write the HTML training report for a finished (or canceled) run."""
-    from ..core.metrics import scores
+    from ...core.metrics import scores
 
     classes = result.classes
     names = [c["name"] for c in classes]
@@ -186,6 +186,6 @@ pixel accuracy <b>{result.accuracy:.3f}</b>. {result.seconds:.0f} s on {html.esc
 {chips}
 </body></html>
 """
-    from ..core.outputs import write_text
+    from ...core.outputs import write_text
 
     write_text(path, "OUTPUT_REPORT", doc)
