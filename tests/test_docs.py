@@ -18,8 +18,8 @@ def test_parameter_tables_are_generated_from_the_declarations():
 
 def test_the_contract_names_every_algorithm_and_format():
     from unet_segmentation.unet_plugin import params
-    from unet_segmentation.unet_plugin.core.chips import FORMAT_NAME as CHIPS
-    from unet_segmentation.unet_plugin.ml.model.modelfile import FORMAT_NAME as MODEL
+    from unet_segmentation.unet_plugin.core.chips import CHIPS_FORMAT as CHIPS
+    from unet_segmentation.unet_plugin.ml.model.modelfile import MODEL_FORMAT as MODEL
 
     with open(os.path.join(ROOT, "docs", "contract.md"), encoding="utf-8") as f:
         text = f.read()

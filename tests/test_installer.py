@@ -6,6 +6,7 @@ import base64
 import hashlib
 import importlib
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import pytest
 
 from conftest import ROOT, plugin_module
 
-installer = plugin_module("unet_plugin.installer")
+installer = plugin_module("unet_plugin.install")
 
 
 def make_wheel(folder, name: str, version: str = "1.0", requires=(), body: str | None = None) -> str:
@@ -166,7 +167,7 @@ def test_another_python_first_on_path_is_not_taken(monkeypatch, tmp_path):
 
 def test_a_pypi_mirror_gets_plain_versions(monkeypatch):
     """The CPU build pinned as +cpu lives only on PyTorch's index: with a company's PyPI mirror the plain version."""
-    monkeypatch.setattr(installer.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(platform, "system", lambda: "Linux")
     reqs = installer.requirements("cpu", False, index_url="https://pypi.example.org/simple")
     assert reqs == [f"torch=={installer.PINS['torch']}", f"torchvision=={installer.PINS['torchvision']}"]
 
@@ -186,7 +187,7 @@ def test_commands_for_offline_machines(tmp_path):
 
 
 def test_missing_torch_message_names_the_installer():
-    deps = plugin_module("unet_plugin.deps")
+    deps = plugin_module("unet_plugin.install.deps")
     original = deps.installed_version
     try:
         deps.installed_version = lambda name: None
@@ -200,7 +201,7 @@ def test_the_dialog_installs_in_a_background_task(qgis_app, qgis_iface, tmp_path
     """The QGIS dialog: offline source, Install → a QgsTask runs pip; the log, the progress and the result show."""
     from qgis.core import QgsApplication
 
-    dialog_module = plugin_module("unet_plugin.install_dialog")
+    dialog_module = plugin_module("unet_plugin.install.dialog")
     target = installer.default_target(str(tmp_path / "profile"))
     monkeypatch.setattr(dialog_module, "profile_target", lambda: target)
     monkeypatch.setattr(installer, "requirements", lambda build, onnx, wheels, index_url=None: ["unettest_a==1.0"])
@@ -230,8 +231,8 @@ def test_startup_offers_the_installer_when_torch_is_missing(qgis_iface, monkeypa
     """The message bar's Install PyTorch… button opens the installer; nothing is offered when torch is there."""
     from qgis.PyQt.QtWidgets import QPushButton
 
-    deps = plugin_module("unet_plugin.deps")
-    dialog_module = plugin_module("unet_plugin.install_dialog")
+    deps = plugin_module("unet_plugin.install.deps")
+    dialog_module = plugin_module("unet_plugin.install.dialog")
     bar = qgis_iface.messageBar()
     bar.clearWidgets()
     dialog_module.offer_install(qgis_iface, lambda: None)
@@ -265,7 +266,7 @@ def test_restart_is_asked_only_for_packages_loaded_from_elsewhere(tmp_path, whee
     ("Windows", "cuda", "+cu130", "CUDA_INDEX"), ("Darwin", "cpu", "", None)])
 def test_the_build_fits_the_platform(monkeypatch, system, build, local, index):
     """PyPI's Linux torch is the CUDA build and its Windows torch the CPU build: the other one comes from PyTorch's index."""
-    monkeypatch.setattr(installer.platform, "system", lambda: system)
+    monkeypatch.setattr(platform, "system", lambda: system)
     reqs = installer.requirements(build, False)
     assert reqs == [f"torch=={installer.PINS['torch']}{local}", f"torchvision=={installer.PINS['torchvision']}{local}"]
     cmd = installer.InstallPlan("t", "python", reqs, build=build).pip_command("s", "c.txt")

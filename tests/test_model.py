@@ -9,7 +9,7 @@ import torch
 import torchvision
 
 from unet_segmentation.unet_plugin.ml.model.encoders import ENCODERS, EncoderWeightsError, ResNetEncoder, adapt_first_conv, get_spec
-from unet_segmentation.unet_plugin.ml.model.modelfile import FORMAT_NAME, ModelFileError, load_model, read_model_file, save_model
+from unet_segmentation.unet_plugin.ml.model.modelfile import MODEL_FORMAT as FORMAT_NAME, ModelFileError, load_model, read_model_file, save_model
 from unet_segmentation.unet_plugin.ml.model.unet import UNet
 
 META = {"backbone": "resnet18", "in_channels": 4, "bands": [{"index": i, "name": f"b{i}"} for i in range(1, 5)],

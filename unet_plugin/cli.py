@@ -20,7 +20,8 @@ import time
 
 from . import params as P
 from .core.errors import Canceled, UserInputError
-from .run import RUNNERS, Feedback
+from .inputs import Feedback
+from .run import RUNNERS
 
 USAGE = """usage: python -m unet_plugin ALGORITHM KEY=VALUE ...
        python -m unet_plugin ALGORITHM --help
@@ -88,7 +89,7 @@ def parse_arguments(spec: P.Algorithm, args: list[str]) -> dict[str, list[str]]:
 
 
 class CommandLineInputs:
-    """The :class:`.run.Inputs` of a command-line run: strings checked and converted per declaration."""
+    """The :class:`.inputs.Inputs` of a command-line run: strings checked and converted per declaration."""
 
     def __init__(self, spec: P.Algorithm, given: dict[str, list[str]]):
         self.spec, self.given = spec, given
@@ -298,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         print(overview())
         return 0
     if argv[0] in ("install", "download-wheels"):
-        from .installer import main as install_main
+        from .install import main as install_main
 
         return install_main(argv)
     alg_id = argv[0].split(":", 1)[1] if argv[0].startswith("unet:") else argv[0]
@@ -321,10 +322,11 @@ def main(argv: list[str] | None = None) -> int:
     from .core.outputs import quiet_close_errors
 
     quiet_close_errors()
+    finished = False
     try:
         inputs = CommandLineInputs(spec, parse_arguments(spec, argv[1:]))
         if spec.needs_torch:
-            from .deps import import_ml, missing_dependencies
+            from .install.deps import import_ml, missing_dependencies
 
             problem = missing_dependencies() or import_ml()
             if problem:
@@ -336,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
             backend = distributed.init(inputs.value("DEVICE"))
             term.log(f"torchrun: {distributed.world()} processes ({backend}).")
         outputs = RUNNERS[spec.id](inputs, Feedback(term.progress, lambda: term.canceled, term.log, term.warn))
+        finished = True
     except UserInputError as exc:
         print(f"{prefix}Error: " + (f"{exc.parameter}: " if exc.parameter else "") + exc.message, file=sys.stderr)
         return 1
@@ -349,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         if launched:
             from .ml import distributed
 
-            distributed.shutdown()
+            distributed.shutdown(together=finished)
     if term.tty and term.last >= 0 and not term.quiet:
         sys.stderr.write("\n")
     if term.canceled and not term.quiet:

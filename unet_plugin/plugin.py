@@ -34,7 +34,7 @@ class UnetPlugin:
         self.dialog = None
 
     def initProcessing(self):  # noqa: N802 (QGIS API name)
-        from .install_dialog import activate_at_startup
+        from .install.dialog import activate_at_startup
         from .processing.provider import UnetProvider
 
         activate_at_startup()  # PyTorch installed by the plugin's installer, in every QGIS process
@@ -51,7 +51,7 @@ class UnetPlugin:
         from qgis.PyQt.QtWidgets import QAction
 
         from .i18n import tr
-        from .install_dialog import MENU, icon_path, offer_install
+        from .install.dialog import MENU, icon_path, offer_install
 
         self.install_action = QAction(QIcon(icon_path()), tr("Install PyTorch…"), self.iface.mainWindow())
         self.install_action.triggered.connect(self.show_installer)
@@ -59,7 +59,7 @@ class UnetPlugin:
         offer_install(self.iface, self.show_installer)
 
     def show_installer(self):
-        from .install_dialog import InstallDialog
+        from .install.dialog import InstallDialog
 
         if self.dialog is None:
             self.dialog = InstallDialog(self.iface.mainWindow() if self.iface else None, self.iface)
@@ -68,7 +68,7 @@ class UnetPlugin:
 
     def unload(self):
         if self.install_action is not None:
-            from .install_dialog import MENU
+            from .install.dialog import MENU
 
             self.iface.removePluginMenu(MENU, self.install_action)
             self.install_action = None

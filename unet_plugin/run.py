@@ -10,89 +10,21 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
-from typing import Callable, Protocol
 
 from .core.errors import UserInputError
 from .i18n import tr
-
-#: field types of tables written through :meth:`Inputs.write_table`
-FIELD_TYPES = ("str", "int", "int64", "float")
-
-
-@dataclass
-class Feedback:
-    """Where a run reports: progress (0–1), cancel flag, log lines and warnings."""
-
-    progress: Callable[[float], None]
-    is_canceled: Callable[[], bool]
-    log: Callable[[str], None]
-    warn: Callable[[str], None]
-
-
-class Inputs(Protocol):  # pragma: no cover - an interface
-    """A run's parameters, resolved by the Processing glue or the command line."""
-
-    def value(self, key: str):
-        """A number, boolean, enum name, path or list of band numbers; ``None`` for an empty optional one."""
-
-    def raster(self, key: str) -> tuple[str, str] | None:
-        """(GDAL source, CRS as WKT) of a raster parameter; ``None`` when an optional one is empty.
-        Refuses (naming ``key``) a raster without a CRS."""
-
-    def polygons(self, key: str, crs_wkt: str, field: str | None = None, field_key: str = "CLASS_FIELD") -> list | None:
-        """(WKB, value of ``field`` or 1) of every polygon of a vector parameter, reprojected to ``crs_wkt``;
-        ``None`` when an optional one is empty. Refuses a ``field`` the layer lacks, naming ``field_key``."""
-
-    def extent(self, key: str, crs_wkt: str) -> tuple | None:
-        """An extent parameter in ``crs_wkt`` as (xmin, ymin, xmax, ymax); ``None`` when empty."""
-
-    def source(self, key: str) -> str | None:
-        """Where an input parameter (raster, polygons, file, folder) comes from, as a path
-        (``path|layername=NAME`` for a layer of a container), without reading it; ``None`` if empty."""
-
-    def output(self, key: str) -> str | None:
-        """The path of an output parameter; ``None`` when an optional one is skipped."""
-
-    def write_table(self, key: str, fields: list[tuple[str, str]], rows: list[tuple], crs_wkt: str,
-                    geometry) -> str:
-        """Write rows ``(wkb or None, [attributes])`` to a table output; return where it went.
-        ``geometry``: ``"polygon"`` (or True), ``"point"``, or None/False for a table without geometry."""
-
-
-def _null(value):
-    """A field value as a plain Python value (QGIS's NULL and ``None`` → ``None``)."""
-    if value is None:
-        return None
-    if hasattr(value, "isNull") and value.isNull():
-        return None
-    return value.value() if hasattr(value, "value") and not isinstance(value, (str, int, float)) else value
-
-
-POLYGON_TYPES = ("POLYGON", "MULTIPOLYGON", "CURVEPOLYGON", "MULTISURFACE")
-POINT_TYPES = ("POINT", "MULTIPOINT")
-
-
-def _geometry_names(items) -> set[str]:
-    from osgeo import ogr
-
-    return {ogr.GeometryTypeToName(ogr.GT_Flatten(ogr.CreateGeometryFromWkb(w).GetGeometryType())).upper().replace(" ", "")
-            for w, _ in items or ()}
-
-
-def _refuse_geometry(key: str, names: set[str], wanted: str) -> None:
-    raise UserInputError(key, f"the layer holds {', '.join(sorted(n.lower() for n in names))} geometries, not {wanted}. "
-                              "Choose such a layer (in a GeoPackage of several layers: path.gpkg|layername=NAME).")
-
-
-def polygons_of(inp: Inputs, key: str, crs: str, field: str | None = None) -> list | None:
-    """:meth:`Inputs.polygons`, refusing layers of points or lines (burnt as single pixels, they
-    would train on nothing), e.g. a GeoPackage whose first layer is not the polygons."""
-    items = inp.polygons(key, crs, field)
-    names = _geometry_names(items)
-    if names - set(POLYGON_TYPES):
-        _refuse_geometry(key, names - set(POLYGON_TYPES), "polygons")
-    return items
+from .inputs import (
+    POINT_TYPES,
+    POLYGON_TYPES,
+    Feedback,
+    Inputs,
+    check_outputs,
+    geometry_names,
+    null_value,
+    output_file,
+    polygons_of,
+    refuse_geometry,
+)
 
 
 def export_training_chips(inp: Inputs, fb: Feedback) -> dict:
@@ -112,7 +44,7 @@ def export_training_chips(inp: Inputs, fb: Feedback) -> dict:
         if labels is not None:
             if not labels:
                 raise UserInputError("LABELS", tr("the layer has no polygons."))
-            values = [_null(v) for _, v in labels]
+            values = [null_value(v) for _, v in labels]
             if inp.value("APPEND"):  # the folder's classes: names matched to its codes, never renumbered
                 from .core.chips.append import codes_for, load_target
 
@@ -210,11 +142,11 @@ def assess_accuracy(inp: Inputs, fb: Feedback) -> dict:
     if (reference is None) == (reference_raster is None):
         raise UserInputError("REFERENCE", tr("give exactly one reference: polygons or sample points (REFERENCE), or a "
                                              "classified raster (REFERENCE_RASTER)."))
-    names = _geometry_names(reference)
+    names = geometry_names(reference)
     if names and names <= set(POINT_TYPES):
         return _assess_sample(inp, fb, source, crs, field, reference)
     if names - set(POLYGON_TYPES):
-        _refuse_geometry("REFERENCE", names - set(POLYGON_TYPES), "polygons or points")
+        refuse_geometry("REFERENCE", names - set(POLYGON_TYPES), "polygons or points")
     if inp.output("OUTPUT_AREAS"):
         raise UserInputError("OUTPUT_AREAS", tr("area estimates need a sample of labelled points as REFERENCE (Create "
                                                 "Accuracy Sample); a complete reference is assessed by counting pixels. "
@@ -237,7 +169,7 @@ def _assess_sample(inp: Inputs, fb: Feedback, source: str, crs: str, field: str 
         if g.GetGeometryCount() > 1:
             raise UserInputError("REFERENCE", tr("a sample feature holds several points; give one point per feature."))
         g = g.GetGeometryRef(0) if g.GetGeometryCount() == 1 else g
-        points.append((g.GetX(), g.GetY(), _null(value)))
+        points.append((g.GetX(), g.GetY(), null_value(value)))
     result = assess_sample(source, points, inp.extent("EXTENT", crs), fb.progress, fb.is_canceled, fb.log)
     rows = [(None, [row[n] for n, _ in ACCURACY_FIELDS]) for row in result.rows]
     table = inp.write_table("OUTPUT_TABLE", ACCURACY_FIELDS, rows, crs, False)
@@ -267,7 +199,7 @@ def _assess_complete(inp: Inputs, fb: Feedback, source: str, crs: str, field: st
             polygons = os.path.join(scratch, "reference.gpkg")
             write_polygons(polygons, crs, ((w, 1) for w, _ in reference))
             if field:
-                values = [_null(v) for _, v in reference]
+                values = [null_value(v) for _, v in reference]
         cfg = AccuracyConfig(input=source, reference=polygons, reference_values=values,
                              reference_raster=reference_raster[0] if reference_raster else None,
                              unlabeled=inp.value("UNLABELED"), extent=inp.extent("EXTENT", crs),
@@ -313,51 +245,6 @@ def create_accuracy_sample(inp: Inputs, fb: Feedback) -> dict:
     fb.log(f"{len(rows)} sample points written. Fill in each point's reference field (a class name or value of the map), "
            "then run Assess Accuracy with the points as REFERENCE and CLASS_FIELD=reference.")
     return {"OUTPUT": out, "POINT_COUNT": len(rows)}
-
-
-#: input kinds that are files or folders an output must not write over
-SOURCE_KINDS = ("raster", "polygons", "features", "file", "folder")
-
-
-def output_file(value) -> str | None:
-    """An output parameter's value as a file path; ``None`` when skipped or not a file (a memory
-    layer, a database table: QGIS writes those)."""
-    if not isinstance(value, str) or not value or value == "TEMPORARY_OUTPUT":
-        return None
-    if value.split(":", 1)[0].lower() in ("memory", "postgres", "postgis", "mssql", "oracle", "spatialite", "ogr", "hana"):
-        return None
-    return value
-
-
-def check_outputs(spec, inp: Inputs) -> None:
-    """Every check of every output, before any work: no output writes over an input or another
-    output, each can be written (folder, permission), in a format that keeps it; partial files of
-    killed runs beside them are removed."""
-    from .core.layers import remove_partial_layers
-    from .core.outputs import check_aliases, remove_leftovers, split_layer
-    from .core.paths import check_output_file, check_output_format
-
-    inputs = {p.key: inp.source(p.key) for p in spec.params if p.kind in SOURCE_KINDS}
-    outputs = {p.key: output_file(inp.output(p.key)) for p in spec.params if p.is_output}
-    check_aliases(inputs, outputs)
-    for p in spec.params:
-        path = outputs.get(p.key)
-        if not path:
-            continue
-        file = split_layer(path)[0]
-        if p.kind == "folder_out":
-            if os.path.exists(file) and not os.path.isdir(file):
-                raise UserInputError(p.key, f"'{file}' is a file, not a folder; choose a folder.")
-            parent = os.path.dirname(os.path.abspath(file))
-            remove_leftovers(parent)
-            if os.path.isdir(file):
-                remove_leftovers(file)
-            continue
-        check_output_file(file, p.key)
-        check_output_format(path, p.key, p.kind)
-        remove_leftovers(os.path.dirname(os.path.abspath(file)))
-        if os.path.exists(file) and os.path.splitext(file)[1].lower() == ".gpkg":
-            remove_partial_layers(file)
 
 
 def _checked(spec_id: str, runner):

@@ -22,11 +22,15 @@ from . import labels as lab
 from .codes import IGNORE
 from .errors import Canceled, UserInputError
 from .metrics import confusion, scores
-from .raster import extent_window, gdal_cache_budget, open_raster, raster_info
+from .raster import (
+    STRIP_ROWS,
+    extent_window,
+    gdal_cache_budget,
+    open_raster,
+    raster_info,
+)
 from .styles import default_color, hex_color
 from .windows import Window
-
-STRIP_ROWS = 256
 
 
 @dataclass(frozen=True)

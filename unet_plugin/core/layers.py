@@ -170,7 +170,7 @@ def write_table(path: str, key: str, fields: list[tuple[str, str]], rows, crs_wk
     layer is written or replaced."""
     from osgeo import ogr, osr
 
-    from .regions import vector_driver
+    from .paths import vector_driver
 
     file = split_layer(path)[0]
     shape = {True: ogr.wkbPolygon, "polygon": ogr.wkbPolygon, "point": ogr.wkbPoint}.get(geometry, ogr.wkbNone)

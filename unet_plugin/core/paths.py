@@ -66,6 +66,19 @@ def check_output_format(path: str, parameter: str, kind: str) -> None:
         if ext not in allowed:
             raise UserInputError(parameter, f"'.{ext}' cannot hold {'this table' if kind == 'table' else 'polygons'}; "
                                             f"use one of {', '.join('.' + e for e in allowed if e)}.")
-        from .regions import vector_driver
-
         vector_driver(file, parameter)
+
+
+def vector_driver(path: str, parameter: str = "OUTPUT_POLYGONS") -> str:
+    """The OGR driver that writes ``path``'s extension (GeoPackage when there is none)."""
+    from osgeo import ogr
+
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    if ext in ("", "gpkg"):
+        return "GPKG"
+    for i in range(ogr.GetDriverCount()):
+        d = ogr.GetDriver(i)
+        meta = d.GetMetadata() or {}
+        if meta.get("DCAP_VECTOR") == "YES" and meta.get("DCAP_CREATE") == "YES" and ext in (meta.get("DMD_EXTENSIONS") or "").split():
+            return d.GetName()
+    raise UserInputError(parameter, f"OGR cannot write '.{ext}' files; use .gpkg (GeoPackage), .shp, .geojson or .fgb.")

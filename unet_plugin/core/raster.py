@@ -14,6 +14,8 @@ from .windows import Window
 
 gdal.UseExceptions()
 
+STRIP_ROWS = 256  # rows per read where a whole raster is walked in strips (counts, samples, accuracy)
+
 
 @dataclass(frozen=True)
 class RasterInfo:

@@ -3,37 +3,15 @@ sieve and polygonize, so memory follows the number of regions per row, not the r
 
 from __future__ import annotations
 
-import os
 from typing import Callable
 
 from osgeo import gdal, ogr, osr
 
-from .errors import Canceled, UserInputError
+from .errors import Canceled
+from .paths import vector_driver
 from .styles import NODATA
 
 CONNECTEDNESS = 4  # pixels touching at an edge form a region; corner contacts do not (valid polygons)
-
-
-def vector_driver(path: str, parameter: str = "OUTPUT_POLYGONS") -> str:
-    """The OGR driver that writes ``path``'s extension (GeoPackage when there is none)."""
-    ext = os.path.splitext(path)[1].lower().lstrip(".")
-    if ext in ("", "gpkg"):
-        return "GPKG"
-    for i in range(ogr.GetDriverCount()):
-        d = ogr.GetDriver(i)
-        meta = d.GetMetadata() or {}
-        if meta.get("DCAP_VECTOR") == "YES" and meta.get("DCAP_CREATE") == "YES" and ext in (meta.get("DMD_EXTENSIONS") or "").split():
-            return d.GetName()
-    raise UserInputError(parameter, f"OGR cannot write '.{ext}' files; use .gpkg (GeoPackage), .shp, .geojson or .fgb.")
-
-
-def check_vector_output(path: str) -> None:
-    """Refuse a polygon output that cannot be written, before any work."""
-    from .outputs import split_layer
-    from .paths import check_output_file
-
-    check_output_file(path, "OUTPUT_POLYGONS")
-    vector_driver(split_layer(path)[0])
 
 
 def _progress(is_canceled: Callable[[], bool]):

@@ -18,10 +18,15 @@ from osgeo import osr
 
 from .area import allocate, sample_size
 from .errors import Canceled, UserInputError
-from .raster import extent_window, gdal_cache_budget, open_raster, raster_info
+from .raster import (
+    STRIP_ROWS,
+    extent_window,
+    gdal_cache_budget,
+    open_raster,
+    raster_info,
+)
 from .windows import Window
 
-STRIP_ROWS = 256
 EARTH_RADIUS = 6371007.2  # authalic sphere: areas of geographic pixels within a few tenths of a per cent
 
 

@@ -69,8 +69,13 @@ def init(device: str = "auto", timeout_minutes: float = 30.0) -> str:
     return backend
 
 
-def shutdown() -> None:
+def shutdown(together: bool = False) -> None:
+    """Leave the process group. ``together`` (the run succeeded everywhere): wait for every process
+    first — one that tears its group down while rank 0 still writes the report can abort at exit
+    ("terminate called without an active exception")."""
     if dist.is_available() and dist.is_initialized():
+        if together and active():
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -23,7 +23,8 @@ from qgis.PyQt.QtGui import QIcon
 from .. import params as P
 from ..core.errors import Canceled, UserInputError
 from ..i18n import tr
-from ..run import RUNNERS, Feedback
+from ..inputs import Feedback
+from ..run import RUNNERS
 
 ICON = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "resources", "icon.svg")
 QVARIANTS = {"str": QVariant.String, "int": QVariant.Int, "int64": QVariant.LongLong, "float": QVariant.Double}
@@ -139,7 +140,7 @@ class UnetAlgorithm(QgsProcessingAlgorithm):
 
     def canExecute(self):
         if self.needs_torch:
-            from ..deps import missing_dependencies
+            from ..install.deps import missing_dependencies
 
             missing = missing_dependencies()
             if missing:
@@ -151,7 +152,7 @@ class UnetAlgorithm(QgsProcessingAlgorithm):
         if not ok:
             raise QgsProcessingException(message)
         if self.needs_torch:
-            from ..deps import import_ml
+            from ..install.deps import import_ml
 
             failure = import_ml()  # here, not in canExecute: opening a dialog must stay instant
             if failure:
@@ -176,7 +177,7 @@ class UnetAlgorithm(QgsProcessingAlgorithm):
 
 
 class QgisInputs:
-    """The :class:`..run.Inputs` of a Processing run: parameters resolved by QGIS."""
+    """The :class:`..inputs.Inputs` of a Processing run: parameters resolved by QGIS."""
 
     def __init__(self, alg: QgsProcessingAlgorithm, parameters: dict, context):
         self.alg, self.parameters, self.context = alg, parameters, context
@@ -271,13 +272,13 @@ class QgisInputs:
 
     def write_table(self, key, fields, rows, crs_wkt, geometry):
         from ..core.layers import write_table
-        from ..run import output_file
+        from ..inputs import output_file
 
         path = output_file(self._sink_value(key))
         if path:  # a file: written by the plugin's writer (whole or not at all; one layer of a GeoPackage)
             from ..core.layers import CONTAINER_DRIVERS
             from ..core.outputs import layer_name, split_layer
-            from ..core.regions import vector_driver
+            from ..core.paths import vector_driver
 
             write_table(path, key, fields, rows, crs_wkt, geometry)
             file, name = split_layer(path)[0], layer_name(path)

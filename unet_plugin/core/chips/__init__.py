@@ -2,8 +2,8 @@
 
 from .dataset import ChipDataset, load_chip_dataset
 from .export import BACKGROUND_WARNING_SHARE, ExportConfig, ExportResult, export_chips
-from .folder import FORMAT_NAME, FORMAT_VERSION
+from .folder import CHIPS_FORMAT, CHIPS_FORMAT_VERSION
 from .split import class_training_shares, spatial_split, validation_mask
 
-__all__ = ["BACKGROUND_WARNING_SHARE", "FORMAT_NAME", "FORMAT_VERSION", "ChipDataset", "ExportConfig", "ExportResult",
+__all__ = ["BACKGROUND_WARNING_SHARE", "CHIPS_FORMAT", "CHIPS_FORMAT_VERSION", "ChipDataset", "ExportConfig", "ExportResult",
            "class_training_shares", "export_chips", "load_chip_dataset", "spatial_split", "validation_mask"]

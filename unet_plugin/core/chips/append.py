@@ -17,7 +17,7 @@ import shutil
 from ..errors import UserInputError
 from ..outputs import apply_umask, write_text
 from .esri import write_esri_files
-from .folder import FORMAT_NAME
+from .folder import CHIPS_FORMAT
 
 KEEP = ("format", "format_version", "source", "source_band_count", "crs", "pixel_size", "bands", "data_type", "nodata",
         "chip_size", "unlabeled", "label_source", "mask", "ignore_value", "statistics")
@@ -35,7 +35,7 @@ def load_target(output: str) -> dict:
         meta["chips"], meta["classes"]  # noqa: B018 - the keys an append needs
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UserInputError("OUTPUT", f"the chip data set in '{output}' is damaged ({exc}); export it again.") from None
-    if meta.get("format") != FORMAT_NAME:
+    if meta.get("format") != CHIPS_FORMAT:
         raise UserInputError("OUTPUT", f"'{meta_path}' is not a chip data set of this plugin.")
     return meta
 

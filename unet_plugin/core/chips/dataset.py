@@ -15,7 +15,7 @@ from ..errors import UserInputError
 from ..raster import window_bounds
 from ..styles import default_color
 from ..windows import Window
-from .folder import FORMAT_NAME, FORMAT_VERSION
+from .folder import CHIPS_FORMAT, CHIPS_FORMAT_VERSION
 
 gdal.UseExceptions()
 
@@ -98,9 +98,9 @@ def _load(folder: str, parameter: str) -> ChipDataset:
 def _load_ours(folder: str, parameter: str) -> ChipDataset:
     with open(os.path.join(folder, "dataset.json"), encoding="utf-8") as f:
         meta = json.load(f)
-    if meta.get("format") != FORMAT_NAME:
+    if meta.get("format") != CHIPS_FORMAT:
         raise UserInputError(parameter, f"'{folder}/dataset.json' is not a chip data set of this plugin.")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+    if int(meta.get("format_version", 0)) > CHIPS_FORMAT_VERSION:
         raise UserInputError(parameter, "the chip data set was written by a newer version of the plugin; update it.")
     chips = meta["chips"]
     return ChipDataset(

@@ -35,7 +35,12 @@ from ..styles import BACKGROUND_COLOR
 from ..windows import Window, grid
 from . import append as app
 from .esri import write_esri_files
-from .folder import FORMAT_NAME, FORMAT_VERSION, check_output_folder, move_into_place
+from .folder import (
+    CHIPS_FORMAT,
+    CHIPS_FORMAT_VERSION,
+    check_output_folder,
+    move_into_place,
+)
 from .statistics import BandStats
 from .writer import ChipWriter
 
@@ -344,8 +349,8 @@ def _nothing_left(config: ExportConfig, cut: _Cut) -> UserInputError:
 def _write_metadata(config, info, bands, size, stride, gdal_type, nodata, work, all_classes, cut: _Cut) -> None:
     """dataset.json (with the manifest of the export's files) and Esri's files."""
     meta = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
+        "format": CHIPS_FORMAT,
+        "format_version": CHIPS_FORMAT_VERSION,
         "source": os.path.abspath(config.input),
         "source_band_count": info.band_count,
         "crs": info.crs_wkt,

@@ -14,8 +14,8 @@ import shutil
 from ..errors import UserInputError
 from ..outputs import apply_umask, partial_path
 
-FORMAT_NAME = "unet-qgis-chips"
-FORMAT_VERSION = 1
+CHIPS_FORMAT = "unet-qgis-chips"
+CHIPS_FORMAT_VERSION = 1
 
 #: what an export writes besides the chips; with the chips' files, the export's own (its manifest)
 EXPORT_FILES = ("dataset.json", "map.txt", "esri_model_definition.emd", "esri_accumulated_stats.json", "stats.txt")
@@ -82,7 +82,7 @@ def check_output_folder(output: str, source: str) -> None:
                 old = json.load(f)
         except (OSError, ValueError):
             old = {}
-        if old.get("format") == FORMAT_NAME and os.path.abspath(old.get("source", "")) == os.path.abspath(source):
+        if old.get("format") == CHIPS_FORMAT and os.path.abspath(old.get("source", "")) == os.path.abspath(source):
             return  # a re-run of the same export: replaced as a whole at the end
         raise UserInputError(
             "OUTPUT",

@@ -22,8 +22,8 @@ import torch
 from ...params import BACKBONES
 from .unet import UNet
 
-FORMAT_NAME = "unet-qgis-model"
-FORMAT_VERSION = 1
+MODEL_FORMAT = "unet-qgis-model"
+MODEL_FORMAT_VERSION = 1
 REQUIRED = ("architecture", "backbone", "in_channels", "bands", "classes", "normalization", "chip_size")
 
 
@@ -53,7 +53,7 @@ def save_model(path: str, model: UNet, metadata: dict) -> None:
     if missing:
         raise ValueError(f"metadata lacks {missing}")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    payload = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "metadata": meta, "state_dict": state}
+    payload = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, "metadata": meta, "state_dict": state}
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise ValueError(f"the weights are not finite ({bad[0]}…): a diverged training is never saved")
@@ -93,12 +93,12 @@ def read_model_file(path: str) -> dict:
         ) from None
     except Exception as exc:  # any other unreadable content: truncated, not a zip, garbage
         raise ModelFileError(f"'{path}' is not a U-Net model file or is damaged ({str(exc).splitlines()[0][:200]}).") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
-        raise ModelFileError(f"'{path}' is not a U-Net model file of this plugin (format '{FORMAT_NAME}' expected).")
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise ModelFileError(f"'{path}' is not a U-Net model file of this plugin (format '{MODEL_FORMAT}' expected).")
     version = payload.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or version > MODEL_FORMAT_VERSION:
         raise ModelFileError(
-            f"'{path}' has model format version {version}, newer than this plugin reads ({FORMAT_VERSION}). Update the plugin."
+            f"'{path}' has model format version {version}, newer than this plugin reads ({MODEL_FORMAT_VERSION}). Update the plugin."
         )
     meta = payload.get("metadata")
     if not isinstance(meta, dict) or any(k not in meta for k in REQUIRED) or not isinstance(payload.get("state_dict"), dict):

@@ -9,12 +9,24 @@ import os
 from qgis.core import Qgis, QgsApplication, QgsTask
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 from qgis.PyQt.QtWidgets import (
-    QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
-    QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
 )
 
-from . import installer
-from .i18n import tr
+from .. import install as installer
+from ..i18n import tr
 
 MENU = "U-Net Segmentation"
 
@@ -222,4 +234,4 @@ def offer_install(iface, open_dialog) -> None:
 
 
 def icon_path() -> str:
-    return os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icon.svg")
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "resources", "icon.svg")
