@@ -209,7 +209,7 @@ def test_compiler_guard_only_where_llvm_is_loaded():
     """triton is marked absent only in a process with an LLVM mapped in (the desktop with Mesa)."""
     code = (
         "import sys, ctypes, ctypes.util; sys.path.insert(0, sys.argv[1])\n"
-        f"from {PACKAGE}.unet_plugin import deps\n"
+        f"from {PACKAGE}.unet_plugin.install import deps\n"
         "before = deps.guard_compiler_stack(), 'triton' in sys.modules\n"
         "ctypes.CDLL('libLLVM-15.so.1')\n"
         "after = deps.guard_compiler_stack(), sys.modules.get('triton', 0)\n"
