@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib
+import json
 import os
 import platform
 import subprocess
@@ -19,11 +20,13 @@ from conftest import ROOT, plugin_module
 installer = plugin_module("unet_plugin.install")
 
 
-def make_wheel(folder, name: str, version: str = "1.0", requires=(), body: str | None = None) -> str:
-    """A pure-Python wheel of package ``name`` (``__version__`` = version), as pip builds them."""
+def make_wheel(folder, name: str, version: str = "1.0", requires=(), body: str | None = None,
+               package: str | None = None) -> str:
+    """A pure-Python wheel of distribution ``name`` (import name ``package``, by default the same;
+    ``__version__`` = version), as pip builds them."""
     dist = f"{name}-{version}.dist-info"
     files = {
-        f"{name}/__init__.py": body if body is not None else f"__version__ = '{version}'\n",
+        f"{package or name}/__init__.py": body if body is not None else f"__version__ = '{version}'\n",
         f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
                             + "".join(f"Requires-Dist: {r}\n" for r in requires),
         f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: unet-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
@@ -274,3 +277,61 @@ def test_the_build_fits_the_platform(monkeypatch, system, build, local, index):
     assert urls == ([getattr(installer, index)] if index else [])
     offline = installer.requirements(build, False, wheels="w")  # a wheel folder holds whatever build it holds
     assert all("+" not in r for r in offline)
+
+
+QGIS_COPIES = ("import sys, json; sys.path.insert(0, sys.argv[1])\n"
+               "from unet_segmentation.unet_plugin.install import activate\n"
+               "if len(sys.argv) > 2: activate(sys.argv[2])\n"
+               "import jinja2, PIL, numpy\n"
+               "print(json.dumps({m.__name__: [m.__version__, m.__file__] for m in (jinja2, PIL, numpy)}))\n")
+
+
+def _another_plugin_sees(target=None) -> dict:
+    """What a process of QGIS's Python imports for jinja2, PIL and numpy — after the install folder
+    was activated as the plugin does at start-up, or without it."""
+    import conftest
+
+    run = subprocess.run([sys.executable, "-c", QGIS_COPIES, conftest._LINKS] + ([str(target)] if target else []),
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_packages_qgis_has_stay_qgis_own_for_every_plugin(tmp_path, clean_modules):
+    """pip brings torch's helpers along (here: newer jinja2 and pillow); those QGIS already has in a version
+    that suits are taken out of the folder, so another plugin importing them gets QGIS's versions."""
+    pytest.importorskip("jinja2")
+    pytest.importorskip("PIL")
+    folder = str(tmp_path / "wheels")
+    make_wheel(folder, "jinja2", "99.0", body="__version__ = '99.0'\n")
+    make_wheel(folder, "pillow", "99.0", package="PIL", body="__version__ = '99.0'\n")
+    import numpy
+
+    make_wheel(folder, "numpy", numpy.__version__, body="raise ImportError('the install folder shadowed QGIS numpy')\n")
+    make_wheel(folder, "unettest_c", "1.0", requires=["jinja2>=2.0", "pillow>=1.0", "numpy", "unettest_b"])
+    make_wheel(folder, "unettest_b", "2.0")
+    before = _another_plugin_sees()
+    target = installer.default_target(str(tmp_path / "profile"))
+    lines = []
+    installer.install(plan_for(target, folder, ["unettest_c==1.0"]), log=lines.append)
+    left = set(os.listdir(target))
+    assert {"unettest_c", "unettest_b"} <= left  # what QGIS lacks is there
+    assert not {"jinja2", "PIL", "numpy"} & left and not [e for e in left if e.startswith(("jinja2-", "pillow-"))]
+    assert any("QGIS's own copies serve" in line and "jinja2 " + before["jinja2"][0] in line for line in lines)
+    after = _another_plugin_sees(target)
+    assert after == before  # the same versions, from the same files
+    assert "99.0" not in {v for v, _ in after.values()}
+
+
+def test_a_package_qgis_has_too_old_goes_ahead_of_qgis_copy(tmp_path, clean_modules):
+    """Where QGIS's version does not satisfy what the install needs (Debian 12's sympy 1.11 for torch's
+    sympy>=1.13), the install's own copy stays in the folder, ahead of QGIS's."""
+    jinja2 = pytest.importorskip("jinja2")
+    folder = str(tmp_path / "wheels")
+    make_wheel(folder, "jinja2", "99.0", body="__version__ = '99.0'\n")
+    make_wheel(folder, "unettest_d", "1.0", requires=["jinja2>=50"])
+    target = installer.default_target(str(tmp_path / "profile"))
+    installer.install(plan_for(target, folder, ["unettest_d==1.0"]), log=lambda m: None)
+    assert os.path.isdir(os.path.join(target, "jinja2"))
+    seen = _another_plugin_sees(target)["jinja2"]
+    assert seen[0] == "99.0" and seen[1].startswith(str(target)) and jinja2.__version__ != "99.0"

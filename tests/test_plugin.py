@@ -154,7 +154,7 @@ def test_loads_and_explains_with_torch_blocked():
                        "'unet:suggestlabelingareas', 'unet:trainunet']"
     assert lines[5].startswith("(True,") and lines[6] == "1.0"  # Assess Accuracy runs without torch
     for line in lines[1:3]:
-        assert line.startswith("(False,") and "torch" in line and "pip install" in line
+        assert line.startswith("(False,") and "torch" in line and "-m unet_plugin install" in line and "--user" not in line
     assert lines[3].startswith("(True,")  # export needs no torch
     assert lines[4] == "False"
 
@@ -202,7 +202,7 @@ def test_a_broken_torch_is_a_message_not_a_traceback(tmp_path):
     out = run.stdout
     assert run.returncode == 0, run.stderr[-2000:]
     assert "MESSAGE" in out and "torch is installed but cannot be loaded" in out and "libtorch_cpu.so" in out
-    assert "pip install" in out and "Traceback" not in out
+    assert "-m unet_plugin install" in out and "Traceback" not in out
 
 
 def test_compiler_guard_only_where_llvm_is_loaded():
@@ -218,6 +218,23 @@ def test_compiler_guard_only_where_llvm_is_loaded():
     )
     out = _python(code).strip().splitlines()[-1]
     assert out == "(False, False) (True, None) None False"
+
+
+@pytest.mark.skipif(not QGIS_PROCESS, reason="qgis_process not installed")
+def test_qgis_process_without_pytorch_says_once_how_to_install_it(installed_zip, tmp_path):
+    """Without PyTorch, qgis_process fails at the parameter check with the advice once (not three times),
+    and the advice is the plugin's own installer run by QGIS's Python — no pip --user (refused by
+    Debian 12: externally managed), no bare ``python`` (Debian has python3)."""
+    env = {k: v for k, v in installed_zip.items() if k != "PYTHONPATH"}  # QGIS's Python as it is: no torch
+    run = subprocess.run([QGIS_PROCESS, "run", "unet:trainunet", "--", f"CHIPS={tmp_path}", f"OUTPUT_MODEL={tmp_path / 'm.pt'}"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0 and out.count("This algorithm needs PyTorch") == 1, out[-3000:]
+    advice = out.split("in a terminal: ", 1)[1].splitlines()[0]
+    assert "-m unet_plugin install" in advice and "--user" not in advice and " python " not in f" {advice} "
+    folder = advice.split('cd "', 1)[1].split('"', 1)[0]
+    assert os.path.isfile(os.path.join(folder, "unet_plugin", "__main__.py"))  # the command runs from there
+    assert not os.path.exists(tmp_path / "m.pt")
 
 
 @pytest.mark.skipif(not QGIS_PROCESS, reason="qgis_process not installed")

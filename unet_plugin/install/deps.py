@@ -35,13 +35,23 @@ COMPILER_MODULES = ("triton",)
 
 
 def install_command() -> str:
-    """The command that installs torch and torchvision into QGIS's own Python."""
+    """The command that installs PyTorch for the plugin from a terminal, on this platform: the plugin's
+    own installer run by QGIS's Python (no ``pip --user``, which Debian refuses; no ``python`` where
+    Debian has only ``python3``)."""
+    folder = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     system = platform.system()
     if system == "Windows":
-        return "python -m pip install torch torchvision  (in the OSGeo4W Shell that comes with QGIS)"
+        return f'cd /d "{folder}" && python -m unet_plugin install  (in the OSGeo4W Shell that comes with QGIS)'
     if system == "Darwin":
-        return "/Applications/QGIS.app/Contents/MacOS/bin/python3 -m pip install torch torchvision"
-    return f"{sys.executable if sys.executable.endswith(('python3', 'python')) else 'python3'} -m pip install --user torch torchvision"
+        python = "/Applications/QGIS.app/Contents/MacOS/bin/python3"
+    else:
+        try:
+            from .environment import python_executable
+
+            python = python_executable()
+        except Exception:  # not found beside this process: the distribution's Python
+            python = "python3"
+    return f'cd "{folder}" && {python} -m unet_plugin install'
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -85,8 +95,7 @@ def missing_dependencies() -> str | None:
     if not problems:
         return None
     return ("missing Python package(s): " + ", ".join(problems) + ". Install them from the QGIS menu Plugins ▸ "
-            "U-Net Segmentation ▸ Install PyTorch…, or from the plugin folder with: python -m unet_plugin install "
-            "(or by hand: " + install_command() + ")")
+            "U-Net Segmentation ▸ Install PyTorch…, or in a terminal: " + install_command())
 
 
 def llvm_loaded() -> bool:
@@ -128,6 +137,6 @@ def import_ml() -> str | None:
             __import__(name)
         except Exception as exc:  # ImportError, OSError from a native library, SystemError, ...
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            return (f"{name} is installed but cannot be loaded ({type(exc).__name__}: {first}). Reinstall it into "
-                    f"QGIS's Python with: {install_command()}  (keep numpy below 2 if your GDAL is built against numpy 1.x)")
+            return (f"{name} is installed but cannot be loaded ({type(exc).__name__}: {first}). Install it again from "
+                    f"the QGIS menu Plugins ▸ U-Net Segmentation ▸ Install PyTorch…, or in a terminal: {install_command()}")
     return None

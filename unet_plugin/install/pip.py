@@ -14,6 +14,7 @@ from typing import Callable
 
 from .environment import _no_window
 from .folder import MARKER, _prune_kept, check_target, repair
+from .overlap import canonical, put_back, take_out_provided
 from .plan import InstallError, InstallPlan, download_command
 
 
@@ -110,8 +111,8 @@ def install(plan: InstallPlan, progress: Callable[[float], None] = lambda f: Non
         progress(0.92)
         for name in _prune_kept(staging):
             log(f"{name}: QGIS's own copy is kept (removed from the install folder).")
-        modules = [re.split(r"[=<>!~\[ ]", p, 1)[0].replace("-", "_") for p in plan.packages]
-        verified = _verify(plan.python, staging, modules)
+        names = [re.split(r"[=<>!~\[ ]", p, 1)[0] for p in plan.packages]
+        verified = _verify_with_qgis_copies(plan, staging, work, names, log)
         if not isinstance(verified, dict):
             raise InstallError(f"the packages were installed but do not load ({verified}). Nothing was kept; see the log.")
         with open(os.path.join(staging, MARKER), "w", encoding="utf-8") as f:
@@ -131,6 +132,22 @@ def install(plan: InstallPlan, progress: Callable[[float], None] = lambda f: Non
         shutil.rmtree(work, ignore_errors=True)
         if os.path.exists(staging):
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _verify_with_qgis_copies(plan: InstallPlan, staging: str, work: str, names: list[str], log) -> dict | str:
+    """Take out what QGIS's Python provides well enough (:mod:`.overlap`) and check that the packages
+    load so; if they do not, put the install's own copies back and check again."""
+    held = os.path.join(work, "held")
+    served = take_out_provided(staging, {canonical(n) for n in names}, [plan.target, staging], held)
+    if served:
+        log("QGIS's own copies serve, not put ahead of QGIS's packages: " + ", ".join(served) + ".")
+    modules = [n.replace("-", "_") for n in names]
+    verified = _verify(plan.python, staging, modules)
+    if not isinstance(verified, dict) and served:
+        log(f"With QGIS's copies the packages do not load ({verified}); the install's own copies go ahead instead.")
+        put_back(held, staging)
+        verified = _verify(plan.python, staging, modules)
+    return verified
 
 
 def _explain(tail: list[str], plan: InstallPlan) -> str:

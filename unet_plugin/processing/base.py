@@ -147,6 +147,14 @@ class UnetAlgorithm(QgsProcessingAlgorithm):
                 return False, tr("This algorithm needs PyTorch: ") + missing
         return True, ""
 
+    def checkParameterValues(self, parameters, context):
+        """Missing PyTorch is said here, once, before the run: ``qgis_process`` reports a failed check
+        as one line, where an exception from processAlgorithm comes out three times."""
+        ok, message = self.canExecute()
+        if not ok:
+            return False, message
+        return super().checkParameterValues(parameters, context)
+
     def processAlgorithm(self, parameters, context, feedback):
         ok, message = self.canExecute()
         if not ok:
