@@ -335,3 +335,61 @@ def test_a_package_qgis_has_too_old_goes_ahead_of_qgis_copy(tmp_path, clean_modu
     assert os.path.isdir(os.path.join(target, "jinja2"))
     seen = _another_plugin_sees(target)["jinja2"]
     assert seen[0] == "99.0" and seen[1].startswith(str(target)) and jinja2.__version__ != "99.0"
+
+
+def pypi_like_mirror(root) -> str:
+    """A package index laid out as PyPI's simple API (one page per project), holding stand-ins for the
+    pinned torch and torchvision under their plain versions — no ``+cpu`` builds, as on PyPI."""
+    simple = os.path.join(str(root), "simple")
+    for name, version in installer.PINS.items():
+        folder = os.path.join(simple, name)
+        wheel = make_wheel(folder, name, version, body=f"__version__ = '{version}'\n")
+        with open(os.path.join(folder, "index.html"), "w", encoding="utf-8") as f:
+            f.write(f'<html><body><a href="{os.path.basename(wheel)}">{os.path.basename(wheel)}</a></body></html>\n')
+    with open(os.path.join(simple, "index.html"), "w", encoding="utf-8") as f:
+        f.write("<html><body>" + "".join(f'<a href="{n}/">{n}</a>' for n in installer.PINS) + "</body></html>\n")
+    return "file://" + simple
+
+
+def test_the_cpu_build_installs_from_a_pypi_like_mirror_without_cpu_builds(tmp_path, monkeypatch, clean_modules):
+    """A company's PyPI mirror has no ``+cpu`` builds: with its index URL the plain pinned versions are asked
+    for (and found), not ``torch==2.14.1+cpu`` that only PyTorch's own index holds."""
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # this machine's own pip settings stay out of it
+    for var in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"):
+        monkeypatch.delenv(var, raising=False)
+    index = pypi_like_mirror(tmp_path / "mirror")
+    packages = installer.requirements("cpu", False, None, index)
+    assert packages == [f"torch=={installer.PINS['torch']}", f"torchvision=={installer.PINS['torchvision']}"]
+    target = installer.default_target(str(tmp_path / "profile"))
+    plan = installer.InstallPlan(target=target, python=installer.python_executable(), packages=packages, index_url=index)
+    lines = []
+    versions = installer.install(plan, log=lines.append)
+    assert versions == {"torch": installer.PINS["torch"], "torchvision": installer.PINS["torchvision"]}
+    assert any("--index-url " + index in line and installer.CPU_INDEX not in line for line in lines)
+
+
+def test_an_unreachable_index_is_named(tmp_path, monkeypatch):
+    """pip's connection failure becomes a sentence naming the host it could not reach."""
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.delenv("PIP_FIND_LINKS", raising=False)
+    target = installer.default_target(str(tmp_path / "profile"))
+    plan = installer.InstallPlan(target=target, python=installer.python_executable(), packages=["unettest_zz==1.0"],
+                                 index_url="http://127.0.0.1:9/simple", extra_args=["--retries", "1", "--timeout", "5"])
+    with pytest.raises(installer.InstallError, match=r"could not reach 127\.0\.0\.1 "):
+        installer.install(plan, log=lambda m: None)
+    assert not os.path.exists(target) and not leftovers(target)
+
+
+def test_pytorch_index_out_of_reach_offers_pypi_and_says_the_size():
+    """Where only PyTorch's index is blocked, the message says so, offers PyPI and what it costs on Linux."""
+    explain = plugin_module("unet_plugin.install.pip")._explain
+    pip_log = ["Looking in indexes: https://pypi.org/simple, https://download.pytorch.org/whl/cpu",
+               "WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) after connection "
+               "broken by 'NewConnectionError(\"<pip._vendor.urllib3.connection.HTTPSConnection object at 0x7f>: Failed to "
+               "establish a new connection: [Errno 111] Connection refused\")': /whl/cpu/torch/",
+               "ERROR: Could not find a version that satisfies the requirement torch==2.14.1+cpu",
+               "ERROR: HTTPSConnectionPool(host='download.pytorch.org', port=443): Max retries exceeded with url: /whl/cpu/torch/"]
+    plan = installer.InstallPlan(target="/x", python="python3", packages=["torch==2.14.1+cpu"])
+    message = explain(pip_log, plan)
+    assert "could not reach download.pytorch.org" in message and "https://pypi.org/simple" in message
+    assert "3 GB" in message and "CUDA" in message

@@ -11,11 +11,12 @@ import subprocess
 import sys
 import time
 from typing import Callable
+from urllib.parse import urlsplit
 
 from .environment import _no_window
 from .folder import MARKER, _prune_kept, check_target, repair
 from .overlap import canonical, put_back, take_out_provided
-from .plan import InstallError, InstallPlan, download_command
+from .plan import CPU_INDEX, InstallError, InstallPlan, download_command
 
 
 def _constraints(folder: str) -> str:
@@ -89,12 +90,14 @@ def install(plan: InstallPlan, progress: Callable[[float], None] = lambda f: Non
         progress(0.02)
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
                                 env=dict(os.environ, PIP_NO_COLOR="1", PYTHONNOUSERSITE="1"), **_no_window())
-        tail, state = [], {}
+        tail, looking, state = [], [], {}
         assert proc.stdout is not None
         for line in proc.stdout:
             line = line.rstrip()
             if line:
                 log(line)
+                if line.startswith("Looking in "):  # the indexes, for naming a host out of reach
+                    looking.append(line)
                 tail = (tail + [line])[-30:]
                 f = _pip_progress(line, state)
                 if f is not None:
@@ -107,7 +110,7 @@ def install(plan: InstallPlan, progress: Callable[[float], None] = lambda f: Non
         if is_canceled():
             raise InstallError("canceled; nothing was installed.")
         if code != 0:
-            raise InstallError(_explain(tail, plan))
+            raise InstallError(_explain([ln for ln in looking if ln not in tail] + tail, plan))
         progress(0.92)
         for name in _prune_kept(staging):
             log(f"{name}: QGIS's own copy is kept (removed from the install folder).")
@@ -158,15 +161,33 @@ def _explain(tail: list[str], plan: InstallPlan) -> str:
         return (f"{missing.group(1)} is not in the wheel folder '{plan.wheels}' (for this Python "
                 f"{sys.version_info[0]}.{sys.version_info[1]} on {platform.system()} {platform.machine()}). "
                 f"Fill the folder on a machine with internet: {download_command(plan.wheels)}")
+    if re.search(r"ProxyError|Connection(Error| refused| reset)|Failed to establish|Temporary failure in name resolution|"
+                 r"Max retries exceeded", text):
+        return _unreachable(text, plan)
     if missing:
         return (f"pip found no {missing.group(1)} for Python {sys.version_info[0]}.{sys.version_info[1]} on "
                 f"{platform.system()} {platform.machine()}. Check the internet connection, proxy or index URL, or install "
                 "from a folder of wheels.")
-    if re.search(r"ProxyError|Connection(Error| refused| reset)|Failed to establish|Temporary failure in name resolution|"
-                 r"Max retries exceeded", text):
-        return ("pip could not reach the package index (no internet, or a firewall or proxy in the way). Give your "
-                "proxy or company index, or install from a folder of wheels downloaded elsewhere.")
     if re.search(r"No space left on device", text):
         return "the disk is full (PyTorch needs up to a few GB). Free space or choose another install folder."
     last = tail[-1] if tail else "no output"
     return f"pip failed: {last}"
+
+
+def _unreachable(text: str, plan: InstallPlan) -> str:
+    """Which hosts pip could not reach, and the way round that fits."""
+    hosts = set(re.findall(r"host='([^']+)'", text))
+    # pip's retry warnings give only the path ("…': /whl/cpu/torch/"): the index it belongs to has the host
+    indexes = [u.strip() for line in re.findall(r"Looking in (?:indexes|links): (.*)", text) for u in line.split(",")]
+    for path in re.findall(r"Retrying .*': (/\S*)", text):
+        hosts.update(urlsplit(u).hostname for u in indexes
+                     if urlsplit(u).hostname and path.startswith(urlsplit(u).path.rstrip("/") + "/"))
+    hosts = sorted(hosts)
+    where = ", ".join(hosts) if hosts else "the package index"
+    message = f"pip could not reach {where} (no internet, or a firewall or proxy in the way)."
+    if urlsplit(CPU_INDEX).hostname in hosts and not plan.index_url and not plan.wheels:
+        return message + (" Only PyTorch's own index holds the small CPU-only build. If PyPI (or your company's mirror of it) "
+                          "is reachable, give https://pypi.org/simple as the index URL: on Linux PyPI's torch is the CUDA "
+                          "build, about 3 GB to download and 5.4 GB installed (it runs on the CPU too); on Windows and macOS "
+                          "PyPI's torch is the CPU build. Or install from a folder of wheels downloaded elsewhere.")
+    return message + " Give your proxy or company index, or install from a folder of wheels downloaded elsewhere."
