@@ -29,8 +29,8 @@ def _class_raster(path, array, classes=CLASSES):
     ds = gdal.GetDriverByName("GTiff").Create(str(path), array.shape[1], array.shape[0], 1, gdal.GDT_Byte)
     ds.SetGeoTransform(ref.GetGeoTransform())
     ds.SetProjection(ref.GetProjection())
+    apply_classes_to_band(ds.GetRasterBand(1), classes)  # before the pixels: GDAL 3.10 refuses a colour table after
     ds.GetRasterBand(1).WriteArray(array)
-    apply_classes_to_band(ds.GetRasterBand(1), classes)
     ds = None
     return str(path)
 

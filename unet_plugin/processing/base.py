@@ -17,7 +17,6 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer, QgsProcessingParameterVectorDestination,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 from qgis.PyQt.QtGui import QIcon
 
 from .. import params as P
@@ -27,7 +26,21 @@ from ..inputs import Feedback
 from ..run import RUNNERS
 
 ICON = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "resources", "icon.svg")
-QVARIANTS = {"str": QVariant.String, "int": QVariant.Int, "int64": QVariant.LongLong, "float": QVariant.Double}
+
+
+def field_types() -> dict:
+    """Our field kinds as QGIS field types: ``QMetaType.Type`` from QGIS 3.38 (the only kind under Qt 6 /
+    QGIS 4), ``QVariant.Type`` before (all that 3.22 accepts)."""
+    from qgis.core import Qgis
+
+    if Qgis.QGIS_VERSION_INT >= 33800:
+        from qgis.PyQt.QtCore import QMetaType
+
+        kinds = QMetaType.Type
+        return {"str": kinds.QString, "int": kinds.Int, "int64": kinds.LongLong, "float": kinds.Double}
+    from qgis.PyQt.QtCore import QVariant
+
+    return {"str": QVariant.String, "int": QVariant.Int, "int64": QVariant.LongLong, "float": QVariant.Double}
 
 
 def advanced(param):
@@ -298,7 +311,7 @@ class QgisInputs:
             return path
         qfields = QgsFields()
         for name, kind in fields:
-            qfields.append(QgsField(name, QVARIANTS[kind]))
+            qfields.append(QgsField(name, field_types()[kind]))
         wkb_type = {"point": QgsWkbTypes.Type.Point, True: QgsWkbTypes.Type.Polygon,
                     "polygon": QgsWkbTypes.Type.Polygon}.get(geometry, QgsWkbTypes.Type.NoGeometry)
         sink, dest = self.alg.parameterAsSink(self.parameters, key, self.context, qfields, wkb_type,

@@ -1,0 +1,1 @@
+from PyQt6.QtWidgets import *  # noqa: F403

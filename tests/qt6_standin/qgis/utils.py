@@ -1,0 +1,3 @@
+from ._standin import module_getattr as __getattr__  # noqa: F401
+
+
