@@ -15,18 +15,19 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SUITE="${UNET_DEBIAN_SUITE:-trixie}"
 CACHE="${UNET_CHROOT_CACHE:-$HOME/.cache/unet-chroot}"
 RFS="$CACHE/$SUITE"
-STAMP="$RFS/.unet-ready-3"    # bump the number when what is installed below changes
+STAMP="$RFS/.unet-ready-4"    # bump the number when what is installed below changes
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 log() { echo ">> $*" >&2; }
 
 mount_all() {
   mountpoint -q "$RFS/proc" || $SUDO mount -t proc proc "$RFS/proc"
   mountpoint -q "$RFS/dev" || $SUDO mount --bind /dev "$RFS/dev"
+  mountpoint -q "$RFS/dev/pts" || $SUDO mount --bind /dev/pts "$RFS/dev/pts"
   $SUDO mkdir -p "$RFS/src"
   mountpoint -q "$RFS/src" || $SUDO mount --bind "$ROOT" "$RFS/src"
 }
 umount_all() {
-  for m in src dev proc; do mountpoint -q "$RFS/$m" && $SUDO umount -l "$RFS/$m" || true; done
+  for m in src dev/pts dev proc; do mountpoint -q "$RFS/$m" && $SUDO umount -l "$RFS/$m" || true; done
 }
 inside() {  # run a command in the root file system, with a clean environment
   $SUDO chroot "$RFS" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
@@ -57,10 +58,14 @@ if [ ! -e "$STAMP" ]; then
   log "test tools (a venv beside QGIS's Python: pytest, pytest-qgis; the arcgis wheel as the judge of Esri files)"
   inside bash -c "rm -rf /opt/unet-venv && python3 -m venv --system-site-packages /opt/unet-venv && \
     /opt/unet-venv/bin/pip install -q --disable-pip-version-check 'pytest>=8' 'pytest-qgis>=2' && \
-    /opt/unet-venv/bin/pip download -q --disable-pip-version-check --no-deps arcgis==2.4.1 -d /opt/unet-venv/wheels"
+    /opt/unet-venv/bin/pip download -q --disable-pip-version-check --no-deps --ignore-requires-python arcgis==2.4.1 \
+    -d /opt/unet-venv/wheels"
   log "PyTorch by the plugin's own installer, with QGIS's Python, from PyPI"
   inside bash -c "cd /src && rm -rf /opt/unet-deps && python3 -m unet_plugin install --target /opt/unet-deps \
     --index-url https://pypi.org/simple" >&2
+  # the tests' Python sees the folder as QGIS does after the plugin activated it (a .pth file; QGIS
+  # processes the tests start get it on PYTHONPATH: tests/conftest.py)
+  inside bash -c 'echo /opt/unet-deps > "$(/opt/unet-venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()[\"purelib\"])")/unet-deps.pth"'
   $SUDO touch "$STAMP"
   log "built in $(( $(date +%s) - t0 )) s"
 fi
@@ -70,6 +75,4 @@ mount_all
 inside bash -c "qgis_process --version 2>/dev/null | head -1; python3 -c 'import sys, numpy; from osgeo import gdal; \
 print(\"Python\", sys.version.split()[0], \"numpy\", numpy.__version__, \"GDAL\", gdal.__version__)'" >&2
 args=""; [ $# -gt 0 ] && args="$(printf ' %q' "$@")"
-# the dependency folder before site-packages, as the plugin activates it in QGIS (tests, qgis_process and the desktop)
-inside bash -c "cd /src && PYTHONPATH=/opt/unet-deps PYTHONDONTWRITEBYTECODE=1 \
-  /opt/unet-venv/bin/python -m pytest tests -q -p no:cacheprovider $args"
+inside bash -c "cd /src && PYTHONDONTWRITEBYTECODE=1 /opt/unet-venv/bin/python -m pytest tests -q -p no:cacheprovider $args"

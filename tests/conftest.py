@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -34,6 +35,17 @@ sys.path.insert(0, _LINKS)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # exported ONNX graphs go to a cache of the test run, not the user's (child processes inherit it)
 os.environ["UNET_CACHE_DIR"] = tempfile.mkdtemp(prefix="unet-test-cache-")
+
+
+def qgis_python_path() -> str:
+    """PYTHONPATH for QGIS processes (qgis_process, the desktop) started by the tests: the test venv's
+    packages and the folder PyTorch is imported from here (on QGIS 3.40, the dependency folder the
+    plugin's installer filled: scripts/trixie.sh)."""
+    paths = [sysconfig.get_paths()["purelib"]]
+    spec = importlib.util.find_spec("torch")
+    if spec is not None and spec.origin:
+        paths.append(os.path.dirname(os.path.dirname(spec.origin)))
+    return os.pathsep.join(dict.fromkeys(paths))
 
 
 def plugin_module(name: str = ""):
@@ -103,7 +115,7 @@ def installed_zip(tmp_path_factory):
     # a fresh profile of its own, so the plugin is enabled here and nowhere else
     env = dict(os.environ, QGIS_PLUGINPATH=str(plugins), QT_QPA_PLATFORM="offscreen", HOME=str(home),
                QGIS_CUSTOM_CONFIG_PATH=str(home),
-               PYTHONPATH=sysconfig.get_paths()["purelib"])
+               PYTHONPATH=qgis_python_path())
     enable = subprocess.run([QGIS_PROCESS, "plugins", "enable", PACKAGE], env=env, capture_output=True, text=True, timeout=300)
     assert enable.returncode == 0, enable.stdout + enable.stderr
     return env
@@ -112,7 +124,6 @@ def installed_zip(tmp_path_factory):
 def export_befl_fields(folder, stride: int = 48) -> str:
     """Belgian field chips (64 px): fields class 1, background inside the labelled windows, 255 outside."""
     from osgeo import gdal, ogr
-
     from unet_segmentation.unet_plugin.core.chips import ExportConfig, export_chips
     from unet_segmentation.unet_plugin.core.labels import write_polygons
 

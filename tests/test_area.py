@@ -291,9 +291,11 @@ def test_in_a_modeler_model_after_classify_raster(provider, tiny_model, tmp_path
     sample.setDependencies([])
     m.addChildAlgorithm(sample)
     m.updateDestinationParameters()
-    res = processing.run(m, {"IMAGE": NC_IMAGE, "classify:Classes": str(tmp_path / "map.tif"),
-                             "sample:Points": str(tmp_path / "points.gpkg")})
-    assert res["sample:Points"] and os.path.exists(tmp_path / "points.gpkg")
+    # the outputs' parameter names: "classify:Classes" in QGIS 3.22, "classes" in 3.40 for a model built in code
+    key = {p.description(): p.name() for p in m.destinationParameterDefinitions()}
+    res = processing.run(m, {"IMAGE": NC_IMAGE, key["Classes"]: str(tmp_path / "map.tif"),
+                             key["Points"]: str(tmp_path / "points.gpkg")})
+    assert res[key["Points"]] and os.path.exists(tmp_path / "points.gpkg")
     pts = _points(tmp_path / "points.gpkg")
     assert len(pts) == 120 and all(p["map_class"] for p in pts)
     ds = ogr.Open(str(tmp_path / "points.gpkg"), 1)  # the analyst agrees with the map everywhere

@@ -9,12 +9,10 @@ import json
 import os
 import shutil
 import subprocess
-import sysconfig
 import zipfile
 
 import pytest
-
-from conftest import NC, PACKAGE, ROOT
+from conftest import NC, PACKAGE, ROOT, qgis_python_path
 
 QGIS = shutil.which("qgis")
 XVFB_RUN = shutil.which("xvfb-run")
@@ -34,7 +32,7 @@ def desktop_run(installed_zip, tmp_path_factory):
         f"[PythonPlugins]\n{PACKAGE}=true\n\n[qgis]\ncheckVersion=false\nshowTips322=false\nshowTips=false\n"
         "allowCrashReporting=false\n\n[core]\nNewsFeed\\httpsfeedqgisorg\\disabled=true\n")
     out = tmp_path_factory.mktemp("desktop")
-    env = dict(os.environ, UNET_DESKTOP_OUT=str(out), UNET_DESKTOP_DATA=NC, PYTHONPATH=sysconfig.get_paths()["purelib"],
+    env = dict(os.environ, UNET_DESKTOP_OUT=str(out), UNET_DESKTOP_DATA=NC, PYTHONPATH=qgis_python_path(),
                QGIS_PLUGINPATH="", HOME=str(profiles), PYTHONFAULTHANDLER="1")
     env.pop("QT_QPA_PLATFORM", None)  # the real xcb platform, as on a desktop
     cmd = [XVFB_RUN, "-a", "-s", "-screen 0 1600x1000x24", QGIS, "--nologo", "--noversioncheck", "--profiles-path",

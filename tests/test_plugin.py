@@ -211,7 +211,7 @@ def test_compiler_guard_only_where_llvm_is_loaded():
         "import sys, ctypes, ctypes.util; sys.path.insert(0, sys.argv[1])\n"
         f"from {PACKAGE}.unet_plugin.install import deps\n"
         "before = deps.guard_compiler_stack(), 'triton' in sys.modules\n"
-        "ctypes.CDLL('libLLVM-15.so.1')\n"
+        "import glob; ctypes.CDLL(sorted(glob.glob('/usr/lib/*/libLLVM*.so.*') + glob.glob('/usr/lib/*/libLLVM-*.so'))[0])\n"
         "after = deps.guard_compiler_stack(), sys.modules.get('triton', 0)\n"
         "import torch, torchvision, importlib.util\n"
         "print(before, after, importlib.util.find_spec('triton'), torch.utils._triton.has_triton())\n"

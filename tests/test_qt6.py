@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import PACKAGE, ROOT
 
 STANDIN = os.path.join(ROOT, "tests", "qt6_standin")
