@@ -11,7 +11,10 @@ model outputs, so a run leaves the chips, the model (and its report) and the cla
     QT_QPA_PLATFORM=offscreen python scripts/make_model.py [path.model3]
 
 Run it again after changing a parameter of the three algorithms; tests/test_workflow.py checks
-that the shipped file matches what this script writes.
+that the shipped file matches what this script writes. Run it with QGIS 3.22 (this machine's): it
+writes "Version1" models, whose outputs keep names such as ``classify:Classes`` on every QGIS; QGIS
+3.40 writes models built in code as "Version2", with outputs named ``classes`` — which would break
+users' ``qgis_process`` commands.
 """
 
 from __future__ import annotations

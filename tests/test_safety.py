@@ -619,8 +619,13 @@ def test_close_errors_are_errors(world, small_disk):
     from unet_segmentation.unet_plugin.core.layers import close_raster
 
     path = str(small_disk / "big.tif")
-    ds = gdal.GetDriverByName("GTiff").Create(path, 2048, 2048, 1, gdal.GDT_Byte)
-    ds.GetRasterBand(1).WriteArray(np.random.default_rng(0).integers(0, 255, (2048, 2048), dtype=np.uint8))
+    ds = gdal.GetDriverByName("GTiff").Create(path, 2048, 2048, 1, gdal.GDT_Byte, ["TILED=YES"])
+    pixels = np.random.default_rng(0).integers(0, 255, (2048, 2048), dtype=np.uint8)
+    # pieces that do not cover whole blocks stay in GDAL's block cache until the flush (GDAL 3.10 writes
+    # whole blocks through at once, and a single WriteArray of the raster would fail there already)
+    for y in range(0, 2048, 200):
+        for x in range(0, 2048, 200):
+            ds.GetRasterBand(1).WriteArray(pixels[y:y + 200, x:x + 200], x, y)
     with pytest.raises(UserInputError, match="disk is full") as e:
         close_raster(ds, "OUTPUT", path)
     assert e.value.parameter == "OUTPUT"

@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import re
 import subprocess
 import xml.etree.ElementTree as ET
 
@@ -21,23 +22,47 @@ def _make_model_script():
     return module
 
 
-def _as_this_qgis_writes(path: str, tmp_path) -> str:
+def _as_this_qgis_writes(path: str, tmp_path, drop_outputs: bool = False) -> str:
     """A .model3 file read and written again by the running QGIS, in canonical XML (attributes in
     order): files written by another QGIS version (3.40 adds entries 3.22 does not write) compare
-    by what they say, not by how a version spells it."""
+    by what they say, not by how a version spells it.
+
+    ``drop_outputs``: leave out the model's own output parameters and its internal version. A model
+    built in code by QGIS 3.40 is a "Version2" model, whose outputs are named "chips", "classes"; the
+    shipped files are written by 3.22 as "Version1" models, whose outputs keep the names users' commands
+    give ("export:Chips", "classify:Classes") on every QGIS (tests/test_workflow.py runs them by those
+    names on 3.22 and 3.40). So the shipped files are made on QGIS 3.22 (scripts/make_model.py).
+    """
     from qgis.core import QgsProcessingModelAlgorithm
 
     model = QgsProcessingModelAlgorithm()
     assert model.fromFile(path)
     again = str(tmp_path / ("again-" + os.path.basename(path)))
     assert model.toFile(again)
-    return ET.canonicalize(from_file=again, strip_text=True)
+    root = ET.parse(again).getroot()
+    if drop_outputs:
+        for parent in root.iter():
+            for child in list(parent):
+                if child.get("name") == "internal_version" or (
+                        parent.get("name") == "parameterDefinitions"
+                        and any(o.get("name") == "_modelChildOutputName" for o in child.iter())):
+                    parent.remove(child)
+    return ET.canonicalize(ET.tostring(root, encoding="unicode"), strip_text=True)
+
+
+def _same_model(fresh: str, shipped: str, tmp_path) -> bool:
+    """Whether the script's model (built by the running QGIS) is the shipped file, as far as this
+    QGIS writes models like the one that wrote the file (see :func:`_as_this_qgis_writes`)."""
+    from qgis.core import Qgis
+
+    across_versions = Qgis.QGIS_VERSION_INT >= 33000  # a later QGIS than the files' 3.22
+    return _as_this_qgis_writes(fresh, tmp_path, across_versions) == _as_this_qgis_writes(shipped, tmp_path, across_versions)
 
 
 def test_shipped_model_is_what_the_script_writes(provider, tmp_path):
     fresh = tmp_path / "fresh.model3"
     assert _make_model_script().build_model().toFile(str(fresh))
-    assert _as_this_qgis_writes(str(fresh), tmp_path) == _as_this_qgis_writes(MODEL3, tmp_path), (
+    assert _same_model(str(fresh), MODEL3, tmp_path), (
         "resources/unet_workflow.model3 is out of date: run scripts/make_model.py")
 
 
@@ -77,7 +102,7 @@ def test_model_runs_with_qgis_process(installed_zip, tmp_path):
             f"train:Report={tmp_path / 'report.html'}", f"classify:Classes={tmp_path / 'classes.tif'}"]
     run = subprocess.run(args, env=installed_zip, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert "Executed 3 algorithms" in run.stdout
+    assert re.search(r"Executed 3 algorithm(s|\(s\))", run.stdout)  # 3.22: "3 algorithms", 3.40: "3 algorithm(s)"
     assert (tmp_path / "chips" / "dataset.json").exists() and (tmp_path / "report.html").stat().st_size > 10_000
     _, meta = load_model(str(tmp_path / "model.pt"), "cpu")
     names = [c["name"] for c in meta["classes"]]
@@ -136,6 +161,15 @@ def test_batch_as_a_loop_of_processing_run(provider, tiny_model, batch_rasters, 
     assert np.mean(inner == whole[100 + 32:300 - 32, 150 + 32:400 - 32]) > 0.8
 
 
+def _qgis_version() -> int:
+    from qgis.core import Qgis
+
+    return Qgis.QGIS_VERSION_INT
+
+
+@pytest.mark.skipif(_qgis_version() >= 33000, reason="drives the internals of QGIS 3.22's Python BatchAlgorithmDialog "
+                    "(3.40 runs rows in tasks and crashes with these stand-ins); batch mode on 3.40: "
+                    "test_batch_as_a_loop_of_processing_run")
 def test_batch_dialog_runs_every_row_and_reports_the_failing_one(provider, tiny_model, batch_rasters, tmp_path, qgis_iface):
     """QGIS's own batch runner (BatchAlgorithmDialog.runAlgorithm) with the rows' parameters given
     directly instead of typed into its table: one algorithm instance, a fresh context per row."""
@@ -199,7 +233,7 @@ def test_shipped_labelling_round_is_what_the_script_writes(provider, tmp_path):
     script = _make_model_script()
     fresh = tmp_path / "loop.model3"
     assert script.build_model(script.LOOP).toFile(str(fresh))
-    assert _as_this_qgis_writes(str(fresh), tmp_path) == _as_this_qgis_writes(LOOP3, tmp_path), (
+    assert _same_model(str(fresh), LOOP3, tmp_path), (
         "resources/unet_labelling_round.model3 is out of date: run scripts/make_model.py")
 
 
