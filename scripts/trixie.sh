@@ -52,7 +52,7 @@ if [ ! -e "$STAMP" ]; then
   fi
   mount_all
   log "QGIS and its Python from $SUITE"
-  inside bash -c "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+  inside bash -c "export DEBIAN_FRONTEND=noninteractive; apt-get -o Acquire::Check-Valid-Until=false update -qq && apt-get install -y -qq --no-install-recommends \
     qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-pip python3-venv ca-certificates xvfb xauth \
     qttools5-dev-tools >/dev/null && update-ca-certificates >/dev/null"
   log "test tools (a venv beside QGIS's Python: pytest, pytest-qgis; the arcgis wheel as the judge of Esri files)"
