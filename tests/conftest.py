@@ -181,3 +181,19 @@ def cli(env, *args, torchrun: int = 0, timeout: int = 600):
     else:
         cmd = [sys.executable, "-m", "unet_plugin"]
     return subprocess.run(cmd + [str(a) for a in args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def loading_iface(qgis_iface):
+    """pytest-qgis's interface with a real layer tree view: processing.runAndLoadResults of QGIS 3.44
+    hands ``iface.layerTreeView()`` to C++, which refuses a stand-in."""
+    from qgis.core import QgsLayerTreeModel, QgsProject
+    from qgis.gui import QgsLayerTreeView
+
+    view = QgsLayerTreeView()
+    model = QgsLayerTreeModel(QgsProject.instance().layerTreeRoot())
+    view.setModel(model)
+    view._model = model  # kept alive as long as the view
+    qgis_iface.layerTreeView = lambda: view
+    yield qgis_iface
+    del qgis_iface.layerTreeView

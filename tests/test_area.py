@@ -313,7 +313,7 @@ def test_in_a_modeler_model_after_classify_raster(provider, tiny_model, tmp_path
     assert all(float(r["area_ha"]) == pytest.approx(float(r["mapped_area_ha"])) for r in rows)
 
 
-def test_sample_points_load_styled_and_ready_to_label(provider, class_map, tmp_path, qgis_iface):
+def test_sample_points_load_styled_and_ready_to_label(provider, class_map, tmp_path, loading_iface):
     """In QGIS the points load coloured by map class, and the reference field is a drop-down of the class names."""
     import processing
     from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsProject

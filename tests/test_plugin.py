@@ -291,7 +291,7 @@ def test_processing_errors_name_the_parameter(provider, tmp_path):
         processing.run("unet:exporttrainingchips", {"INPUT": NC_IMAGE, "OUTPUT": str(tmp_path / "c")})
 
 
-def test_run_and_load_results_styles_the_layer(provider, tiny_model, tmp_path, qgis_iface):
+def test_run_and_load_results_styles_the_layer(provider, tiny_model, tmp_path, loading_iface):
     import processing
     from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsProject
 
@@ -376,7 +376,7 @@ def test_qgis_process_takes_enum_names_and_refuses_positions(installed_zip, tmp_
     assert bad.returncode != 0 and "UNLABELED" in bad.stdout + bad.stderr and not (tmp_path / "bad").exists()
 
 
-def test_run_and_load_results_styles_the_polygons(provider, tiny_model, tmp_path, qgis_iface):
+def test_run_and_load_results_styles_the_polygons(provider, tiny_model, tmp_path, loading_iface):
     """OUTPUT_POLYGONS loads into QGIS categorized by class, with the model's names and colours."""
     import processing
     from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsProject

@@ -114,7 +114,7 @@ def install(plan: InstallPlan, progress: Callable[[float], None] = lambda f: Non
         progress(0.92)
         for name in _prune_kept(staging):
             log(f"{name}: QGIS's own copy is kept (removed from the install folder).")
-        names = [re.split(r"[=<>!~\[ ]", p, 1)[0] for p in plan.packages]
+        names = [re.split(r"[=<>!~\[ ]", p, maxsplit=1)[0] for p in plan.packages]
         verified = _verify_with_qgis_copies(plan, staging, work, names, log)
         if not isinstance(verified, dict):
             raise InstallError(f"the packages were installed but do not load ({verified}). Nothing was kept; see the log.")
