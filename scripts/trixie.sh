@@ -7,15 +7,15 @@
 #   UNET_DEBIAN_SUITE=sid bash scripts/trixie.sh   # QGIS 3.44 from Debian unstable, the same way
 #
 # Inside, PyTorch is installed by the plugin's own installer (python3 -m unet_plugin install) with
-# QGIS's Python, from PyPI — as a user's QGIS would get it — into a dependency folder that the tests
-# put on the path. Needs root (debootstrap, chroot, bind mounts) and the network (Debian, PyPI).
+# QGIS's Python, from PyPI — as a user's QGIS would get it — into a fresh profile's dependency
+# folder, which the tests put on the path. Needs root (debootstrap, chroot, bind mounts) and the network (Debian, PyPI).
 # Packages from the new Debian never touch this machine's system: they stay in the root file system.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SUITE="${UNET_DEBIAN_SUITE:-trixie}"
 CACHE="${UNET_CHROOT_CACHE:-$HOME/.cache/unet-chroot}"
 RFS="$CACHE/$SUITE"
-STAMP="$RFS/.unet-ready-4"    # bump the number when what is installed below changes
+STAMP="$RFS/.unet-ready-5"    # bump the number when what is installed below changes
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 log() { echo ">> $*" >&2; }
 
@@ -60,12 +60,13 @@ if [ ! -e "$STAMP" ]; then
     /opt/unet-venv/bin/pip install -q --disable-pip-version-check 'pytest>=8' 'pytest-qgis>=2' && \
     /opt/unet-venv/bin/pip download -q --disable-pip-version-check --no-deps --ignore-requires-python arcgis==2.4.1 \
     -d /opt/unet-venv/wheels"
-  log "PyTorch by the plugin's own installer, with QGIS's Python, from PyPI"
-  inside bash -c "cd /src && rm -rf /opt/unet-deps && python3 -m unet_plugin install --target /opt/unet-deps \
-    --index-url https://pypi.org/simple" >&2
-  # the tests' Python sees the folder as QGIS does after the plugin activated it (a .pth file; QGIS
-  # processes the tests start get it on PYTHONPATH: tests/conftest.py)
-  inside bash -c 'echo /opt/unet-deps > "$(/opt/unet-venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()[\"purelib\"])")/unet-deps.pth"'
+  log "PyTorch by the plugin's own installer, with QGIS's Python, from PyPI, into a fresh QGIS profile"
+  inside bash -c "cd /src && rm -rf /opt/unet-profile && python3 -m unet_plugin install --profile /opt/unet-profile \
+    --index-url https://pypi.org/simple && python3 -m unet_plugin install --check --profile /opt/unet-profile" >&2
+  # the tests' Python sees the profile's dependency folder as QGIS does once the plugin activated it
+  # (a .pth file; QGIS processes the tests start get it on PYTHONPATH: tests/conftest.py)
+  inside bash -c 'echo /opt/unet-profile/python/unet-dependencies > \
+    "$(/opt/unet-venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()[\"purelib\"])")/unet-deps.pth"'
   $SUDO touch "$STAMP"
   log "built in $(( $(date +%s) - t0 )) s"
 fi
