@@ -16,39 +16,50 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # make_project.render
 IMAGE = os.path.join(ROOT, "tests", "data", "nc_landsat7", "nc_lsat7_2000_6band.tif")
 
 
 def main(model: str, out: str) -> None:
+    from make_project import render
     from qgis.core import (
         QgsApplication,
-        QgsMapRendererParallelJob,
-        QgsMapSettings,
+        QgsContrastEnhancement,
         QgsMultiBandColorRenderer,
-        QgsPalLayerSettings,
         QgsRasterLayer,
         QgsVectorLayer,
         QgsVectorLayerSimpleLabeling,
     )
-    from qgis.PyQt.QtCore import QSize
-    from qgis.PyQt.QtGui import QColor
 
     app = QgsApplication([], False)
     app.initQgis()
-    tmp = tempfile.mkdtemp(prefix="unet-loop-")
-    classes, windows = os.path.join(tmp, "classes.tif"), os.path.join(tmp, "next.gpkg")
-    run = [sys.executable, "-m", "unet_plugin"]
-    subprocess.run(run + ["classifyraster", f"INPUT={IMAGE}", f"MODEL={model}", f"OUTPUT={classes}"], check=True, cwd=ROOT)
-    subprocess.run(run + ["suggestlabelingareas", f"INPUT={IMAGE}", f"MODEL={model}", "COUNT=10", f"OUTPUT={windows}"],
-                   check=True, cwd=ROOT)
-    image = QgsRasterLayer(IMAGE, "imagery")
-    image.setRenderer(QgsMultiBandColorRenderer(image.dataProvider(), 3, 2, 1))  # Landsat 3-2-1: true colour
-    image.setContrastEnhancement(algorithm=1)  # stretch to min/max
-    class_map = QgsRasterLayer(classes, "classes")
-    class_map.loadNamedStyle(os.path.splitext(classes)[0] + ".qml")
-    class_map.renderer().setOpacity(0.45)
-    boxes = QgsVectorLayer(windows, "windows to label")
-    boxes.loadNamedStyle(os.path.splitext(windows)[0] + ".qml")
+    with tempfile.TemporaryDirectory(prefix="unet-loop-") as tmp:
+        classes, windows = os.path.join(tmp, "classes.tif"), os.path.join(tmp, "next.gpkg")
+        run = [sys.executable, "-m", "unet_plugin"]
+        subprocess.run(run + ["classifyraster", f"INPUT={IMAGE}", f"MODEL={model}", f"OUTPUT={classes}"], check=True, cwd=ROOT)
+        subprocess.run(run + ["suggestlabelingareas", f"INPUT={IMAGE}", f"MODEL={model}", "COUNT=10", f"OUTPUT={windows}"],
+                       check=True, cwd=ROOT)
+        image = QgsRasterLayer(IMAGE, "imagery")
+        image.setRenderer(QgsMultiBandColorRenderer(image.dataProvider(), 3, 2, 1))  # Landsat 3-2-1: true colour
+        image.setContrastEnhancement(QgsContrastEnhancement.StretchToMinimumMaximum)
+        class_map = QgsRasterLayer(classes, "classes")
+        class_map.loadNamedStyle(os.path.splitext(classes)[0] + ".qml")
+        class_map.renderer().setOpacity(0.45)
+        boxes = QgsVectorLayer(windows, "windows to label")
+        boxes.loadNamedStyle(os.path.splitext(windows)[0] + ".qml")
+        boxes.setLabeling(QgsVectorLayerSimpleLabeling(_rank_labels()))
+        boxes.setLabelsEnabled(True)
+        render([boxes, class_map, image], image, 978, 886, out)
+        del boxes, class_map, image  # the files close before the folder goes
+    print(out)
+    app.exitQgis()
+
+
+def _rank_labels():
+    """Each window's rank, white on a black halo."""
+    from qgis.core import QgsPalLayerSettings
+    from qgis.PyQt.QtGui import QColor
+
     label = QgsPalLayerSettings()
     label.fieldName = "rank"
     label.enabled = True
@@ -60,20 +71,7 @@ def main(model: str, out: str) -> None:
     buffer.setColor(QColor("black"))
     fmt.setBuffer(buffer)
     label.setFormat(fmt)
-    boxes.setLabeling(QgsVectorLayerSimpleLabeling(label))
-    boxes.setLabelsEnabled(True)
-    settings = QgsMapSettings()
-    settings.setLayers([boxes, class_map, image])
-    settings.setDestinationCrs(image.crs())
-    settings.setExtent(image.extent())
-    settings.setOutputSize(QSize(978, 886))
-    settings.setBackgroundColor(QColor("white"))
-    job = QgsMapRendererParallelJob(settings)
-    job.start()
-    job.waitForFinished()
-    assert job.renderedImage().save(out), out
-    print(out)
-    app.exitQgis()
+    return label
 
 
 if __name__ == "__main__":

@@ -240,7 +240,7 @@ def test_startup_offers_the_installer_when_torch_is_missing(qgis_iface, monkeypa
     bar.clearWidgets()
     dialog_module.offer_install(qgis_iface, lambda: None)
     assert bar.currentItem() is None  # torch is installed here
-    monkeypatch.setattr(deps, "missing_dependencies", lambda: "missing Python package(s): torch (not installed)")
+    monkeypatch.setattr(deps, "missing_dependencies", lambda advice=True: "missing Python package(s): torch (not installed)")
     opened = []
     dialog_module.offer_install(qgis_iface, lambda: opened.append(True))
     item = bar.currentItem()
@@ -393,3 +393,21 @@ def test_pytorch_index_out_of_reach_offers_pypi_and_says_the_size():
     message = explain(pip_log, plan)
     assert "could not reach download.pytorch.org" in message and "https://pypi.org/simple" in message
     assert "3 GB" in message and "CUDA" in message
+
+
+def test_start_up_learns_what_is_missing_without_starting_a_python(monkeypatch):
+    """QGIS's start-up asks only what is missing (the message bar): finding QGIS's Python for the terminal
+    command runs an interpreter, which only the messages that show the command may pay for."""
+    deps = plugin_module("unet_plugin.install.deps")
+    environment = plugin_module("unet_plugin.install.environment")
+    monkeypatch.setattr(deps, "installed_version", lambda name: None)
+    started = []
+    monkeypatch.setattr(environment, "python_executable", lambda: started.append(1) or "/qgis/python3")
+    deps.install_command.cache_clear()
+    message = deps.missing_dependencies(advice=False)
+    assert "torch (not installed)" in message and "in a terminal" not in message and not started
+    with_advice = deps.missing_dependencies()
+    assert "in a terminal: " in with_advice and "/qgis/python3 -m unet_plugin install" in with_advice and started == [1]
+    deps.missing_dependencies()  # dialogs opened again: the command is not looked for again
+    assert started == [1]
+    deps.install_command.cache_clear()

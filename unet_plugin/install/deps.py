@@ -24,6 +24,7 @@ torch is under ``ml/``, so no torch import of ours can run before it.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import platform
@@ -34,6 +35,7 @@ MINIMUM = {"torch": (2, 1), "torchvision": (0, 16)}
 COMPILER_MODULES = ("triton",)
 
 
+@functools.lru_cache(maxsize=1)
 def install_command() -> str:
     """The command that installs PyTorch for the plugin from a terminal, on this platform: the plugin's
     own installer run by QGIS's Python (no ``pip --user``, which Debian refuses; no ``python`` where
@@ -80,10 +82,12 @@ def installed_version(name: str) -> str | None:
         return "0+unknown"
 
 
-def missing_dependencies() -> str | None:
+def missing_dependencies(advice: bool = True) -> str | None:
     """``None`` when torch and torchvision are installed and recent enough, else what to do.
 
-    Nothing is imported: this is what ``canExecute`` asks each time a dialog opens.
+    Nothing is imported: this is what ``canExecute`` asks each time a dialog opens. ``advice=False``:
+    only what is missing, without the terminal command (finding QGIS's Python runs a Python; QGIS's
+    start-up asks this way).
     """
     problems = []
     for name, minimum in MINIMUM.items():
@@ -94,8 +98,9 @@ def missing_dependencies() -> str | None:
             problems.append(f"{name} {found} (too old; {'.'.join(map(str, minimum))} or newer is needed)")
     if not problems:
         return None
-    return ("missing Python package(s): " + ", ".join(problems) + ". Install them from the QGIS menu Plugins ▸ "
-            "U-Net Segmentation ▸ Install PyTorch…, or in a terminal: " + install_command())
+    message = "missing Python package(s): " + ", ".join(problems) + ". Install them from the QGIS menu Plugins ▸ " \
+        "U-Net Segmentation ▸ Install PyTorch…"
+    return message + (", or in a terminal: " + install_command() if advice else ".")
 
 
 def llvm_loaded() -> bool:

@@ -222,7 +222,7 @@ def offer_install(iface, open_dialog) -> None:
     """A message bar entry with an Install button, shown at start-up when PyTorch is missing."""
     from .deps import missing_dependencies
 
-    missing = missing_dependencies()
+    missing = missing_dependencies(advice=False)  # at start-up: no Python started to name the command
     if not missing:
         return
     bar = iface.messageBar()

@@ -309,9 +309,9 @@ class QgisInputs:
             if project is not None:
                 self.context.addLayerToLoadOnCompletion(path, QgsProcessingContext.LayerDetails(name, project, key))
             return path
-        qfields = QgsFields()
+        qfields, types = QgsFields(), field_types()
         for name, kind in fields:
-            qfields.append(QgsField(name, field_types()[kind]))
+            qfields.append(QgsField(name, types[kind]))
         wkb_type = {"point": QgsWkbTypes.Type.Point, True: QgsWkbTypes.Type.Polygon,
                     "polygon": QgsWkbTypes.Type.Polygon}.get(geometry, QgsWkbTypes.Type.NoGeometry)
         sink, dest = self.alg.parameterAsSink(self.parameters, key, self.context, qfields, wkb_type,
