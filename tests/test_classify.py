@@ -298,8 +298,14 @@ def test_auto_precision_is_used_only_where_it_draws_the_same_map(tiny_model, tmp
     valid = full != 255
     assert (auto == full)[valid].mean() >= 0.99 - 0.005  # checked on held-out tiles, so near the 99 % asked
     inference_precision._DECISIONS.clear()  # a new QGIS session: the cached quantised graph, the same decision
-    again, _ = run("again", "auto")
+    # even where this busy machine would now measure another winner: the decision was kept, not measured again
+    monkeypatch.setattr(inference_precision, "_measure", lambda *a: pytest.fail("measured again"))
+    again, again_log = run("again", "auto")
     assert np.array_equal(again, auto)
+    assert again_log == [f"{auto_log[0]} (decided earlier on this machine; delete "
+                         f"{again_log[0].split('delete ')[1]}"] and again_log[0].endswith("-decision.json to measure again)")
+    monkeypatch.undo()
+    monkeypatch.setenv("UNET_CACHE_DIR", str(tmp_path / "cache"))
     # a small job pays for no quantisation
     inference_precision._DECISIONS.clear()
     before = set(os.listdir(tmp_path / "cache" / "onnx"))

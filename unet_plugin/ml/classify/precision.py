@@ -13,13 +13,17 @@ A candidate is used only when, on check tiles that were not used for calibration
 agree with float32 on at least ``CHECK_AGREEMENT`` of the valid pixels (a margin above the 99 % the map
 must reach) *and* it measures faster
 than float32 there. Small jobs do not pay for the check: below ``MIN_TILES`` tiles only an
-already-quantised graph is considered. ``PRECISION=full`` is float32 throughout. On CUDA, auto is
+already-quantised graph is considered. Speed is measured, and a busy machine measures differently
+each time, so the decision itself is kept in the cache folder beside the graphs: the same raster,
+model, tile shape, thread count and libraries get the same arithmetic, and so the same map, in every
+later session (delete the ``-decision.json`` file to measure again). ``PRECISION=full`` is float32 throughout. On CUDA, auto is
 float16 (as before).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 import time
@@ -153,24 +157,90 @@ def faster_forward(fp32_forward, fp32_name: str, model: torch.nn.Module, meta: d
     return fp32_forward, fp32_name
 
 
+def _decision_path(key: tuple) -> str:
+    """Where the decision for ``key`` is kept between sessions (keyed like the int8 graph, plus threads)."""
+    import onnxruntime as ort
+
+    text = "|".join(str(k) for k in key) + f"|{torch.__version__}|{ort.__version__}|bf16={cpu_has_native_bf16()}|{CHECK_AGREEMENT}"
+    return os.path.join(onnx_cache_dir(), hashlib.sha256(text.encode()).hexdigest()[:32] + "-decision.json")
+
+
+def _remembered(key, qpath, model, log):
+    """(kind, runner, message) decided in this session or an earlier one, or None."""
+    with _LOCK:
+        hit = _DECISIONS.get(key)
+    if hit is not None:
+        log(hit[2] + " (decided earlier in this session)")
+        return hit
+    if qpath is None:  # no onnxruntime: nothing was measured against it, nothing kept
+        return None
+    path = _decision_path(key)
+    try:
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+        kind, message = saved["kind"], saved["message"]
+        if kind == "int8" and os.path.isfile(qpath):
+            runner = _int8_forward(qpath, key[4])
+        elif kind == "bf16" and cpu_has_native_bf16():
+            runner = _bf16_forward(model)
+        elif kind == "fp32":
+            runner = None
+        else:
+            return None  # the graph was removed or the CPU changed: measure again
+    except (OSError, TypeError, ValueError, KeyError):
+        return None
+    hit = (kind, runner, message)
+    with _LOCK:
+        _DECISIONS[key] = hit
+    log(f"{message} (decided earlier on this machine; delete {path} to measure again)")
+    return hit
+
+
+def _remember(key, qpath, hit) -> None:
+    with _LOCK:
+        _DECISIONS[key] = hit
+    if qpath is None:
+        return
+    path = _decision_path(key)
+    partial = f"{path}.{os.getpid()}.{threading.get_ident()}"
+    try:
+        with open(partial, "w", encoding="utf-8") as f:
+            json.dump({"kind": hit[0], "message": hit[2]}, f)
+        os.replace(partial, path)
+    except OSError:  # a read-only cache: the decision holds for this session only
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+def _measure(fp32_forward, candidates, check, check_masks):
+    """(best (kind, forward) or None, notes) on the check tiles."""
+    x = torch.from_numpy(np.stack(check))
+    valid = np.stack(check_masks)
+    with torch.inference_mode():
+        reference, t_ref = _timed_argmax(fp32_forward, x)
+        best, best_time, notes = None, t_ref, []
+        for kind, forward in candidates:
+            classes, seconds = _timed_argmax(forward, x)
+            agree = float((classes == reference)[valid].mean())
+            notes.append(f"{kind}: agrees with float32 on {100 * agree:.2f} % of pixels, {t_ref / seconds:.2f}× its speed")
+            if agree >= CHECK_AGREEMENT and seconds < best_time:
+                best, best_time = (kind, forward), seconds
+    return best, notes
+
+
 def _choose(fp32_forward, fp32_name, model, meta, th, tw, threads, tiles, masks, n_tiles, onnx_graph, log):
     """(forward, name, kind) of the fastest arithmetic that agrees with float32 on this machine."""
     if len(tiles) < 2:
         return fp32_forward, fp32_name, "fp32"
     calib, check = tiles[0::2], tiles[1::2]
-    check_masks = masks[1::2]
     key = (meta["file_sha256"], th, tw, _digest(tiles), threads)
-    with _LOCK:
-        hit = _DECISIONS.get(key)
+    qpath = _int8_path(meta, th, tw, key[3]) if onnx_graph is not None else None
+    hit = _remembered(key, qpath, model, log)
     if hit is not None:
-        kind, runner, message = hit
-        log(message + " (decided earlier in this session)")
+        kind, runner, _ = hit
         return (runner, f"{fp32_name} ({kind})", kind) if runner is not None else (fp32_forward, fp32_name, "fp32")
 
-    qpath, cached = None, False
-    if onnx_graph is not None:
-        qpath = _int8_path(meta, th, tw, key[3])
-        cached = os.path.isfile(qpath)
+    cached = qpath is not None and os.path.isfile(qpath)
     if n_tiles < MIN_TILES and not cached:
         return fp32_forward, fp32_name, "fp32"
     t0 = time.perf_counter()
@@ -187,17 +257,7 @@ def _choose(fp32_forward, fp32_name, model, meta, th, tw, threads, tiles, masks,
         candidates.append(("bf16", _bf16_forward(model)))
     if not candidates:
         return fp32_forward, fp32_name, "fp32"
-    x = torch.from_numpy(np.stack(check))
-    valid = np.stack(check_masks)
-    with torch.inference_mode():
-        reference, t_ref = _timed_argmax(fp32_forward, x)
-        best, best_time, notes = None, t_ref, []
-        for kind, forward in candidates:
-            classes, seconds = _timed_argmax(forward, x)
-            agree = float((classes == reference)[valid].mean())
-            notes.append(f"{kind}: agrees with float32 on {100 * agree:.2f} % of pixels, {t_ref / seconds:.2f}× its speed")
-            if agree >= CHECK_AGREEMENT and seconds < best_time:
-                best, best_time = (kind, forward), seconds
+    best, notes = _measure(fp32_forward, candidates, check, masks[1::2])
     spent = time.perf_counter() - t0
     if best is None:
         message = (f"Precision: float32 — no faster arithmetic draws the same map here ({'; '.join(notes)}; needed "
@@ -207,6 +267,5 @@ def _choose(fp32_forward, fp32_name, model, meta, th, tw, threads, tiles, masks,
         message = (f"Precision: {best[0]} ({'; '.join(notes)}; checked on {len(check)} tiles not used for calibration "
                    f"in {spent:.1f} s).")
     log(message)
-    with _LOCK:
-        _DECISIONS[key] = (best[0], best[1], message) if best else ("fp32", None, message)
+    _remember(key, qpath, (best[0], best[1], message) if best else ("fp32", None, message))
     return (best[1], f"{fp32_name} ({best[0]})", best[0]) if best else (fp32_forward, fp32_name, "fp32")
