@@ -6,13 +6,19 @@
   labels unknown outside them): chips only in the 13 windows marked 'train' (MASK), evaluation
   in the 3 marked 'validation', apart from them.
 
+- Dubai aerial imagery (RGB, about 0.5 m, dense labels of 5 classes; ``--dubai DIR``, see
+  benchmarks/dubai.py): train on parts 1–3 of tiles 1–6, evaluate on parts 7–9 of the same tiles
+  (``--data dubai``); ``--data dubai-lockbox``: tiles 7 and 8 the same way — the lockbox, run once
+  after every default is decided, never for tuning.
+
 Both models are scored on exactly the same pixels. Prints per-class IoU, mean IoU, pixel
 accuracy and training time for each, as Markdown tables. The U-Net runs through the same code
 as the algorithms (export_chips → train → classify) with their defaults except where an option
 below says otherwise; the random forest is scikit-learn's (development-only:
 ``pip install -r benchmarks/requirements.txt``) on the same bands.
 
-    python benchmarks/accuracy.py [--data nc|befl|both] [--time-limit 10] [--backbone resnet34]
+    python benchmarks/accuracy.py [--data nc|befl|both|dubai|dubai-lockbox|all] [--dubai DIR] [--time-limit 10]
+                                  [--backbone resnet34]
                                   [--chip 64] [--stride 16] [--no-augment] [--keep DIR]
 """
 
@@ -71,16 +77,20 @@ def rasterize(ref_path, vector_path, where=None):
 
 def parse():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", choices=("nc", "befl", "both"), default="both")
-    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--data", choices=("nc", "befl", "both", "dubai", "dubai-lockbox", "all"), default="both",
+                    help="both: nc and befl; all: nc, befl and dubai (never the lockbox)")
+    ap.add_argument("--dubai", help="the folder 'Semantic segmentation dataset' (benchmarks/dubai.py)")
+    ap.add_argument("--rf-pixels", type=int, default=200_000, help="random forest: at most this many training pixels")
+    ap.add_argument("--epochs", type=int, default=0, help="EPOCHS (0: the default, the time limit decides)")
+    ap.add_argument("--early-stopping", type=int, default=None, help="EARLY_STOPPING (default: Train U-Net's)")
     ap.add_argument("--backbone", default="resnet34")
-    ap.add_argument("--chip", type=int, default=64)
-    ap.add_argument("--stride", type=int, default=16)
+    ap.add_argument("--chip", type=int, default=None, help="CHIP_SIZE (default 64; Dubai 256)")
+    ap.add_argument("--stride", type=int, default=None, help="STRIDE (default 16; Dubai: the chip size)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--loss", default="cross-entropy")
     ap.add_argument("--balance", action="store_true", help="CLASS_BALANCING for the U-Net")
     ap.add_argument("--no-augment", action="store_true", help="AUGMENT false for the U-Net")
-    ap.add_argument("--trees", type=int, default=200)
+    ap.add_argument("--trees", type=int, default=200, help="random forest trees (0: no forest)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--time-limit", type=float, default=10.0, help="TIME_LIMIT in minutes (0: EPOCHS decides)")
     ap.add_argument("--keep", help="keep chips, model, report and class map in this folder")
@@ -100,7 +110,8 @@ def unet(args, chips, work, export_config, image, extent=None):
     t0 = time.perf_counter()
     res = train(TrainConfig(chips=chips, output_model=os.path.join(work, "model.pt"), backbone=args.backbone,
                             pretrained=False, epochs=args.epochs, batch_size=args.batch,
-                            early_stopping=max(10, args.epochs // 4), time_limit=args.time_limit,
+                            **({} if args.early_stopping is None else {"early_stopping": args.early_stopping}),
+                            time_limit=args.time_limit,
                             loss=args.loss, class_balancing=args.balance, augment=not args.no_augment, seed=args.seed,
                             output_report=os.path.join(work, "report.html")), log=lambda m: None)
     t_train = time.perf_counter() - t0
@@ -115,6 +126,8 @@ def unet(args, chips, work, export_config, image, extent=None):
 def forest(args, features, train_idx, train_labels, test_idx):
     from sklearn.ensemble import RandomForestClassifier
 
+    if args.trees == 0:  # --trees 0: no forest (ablations: it does not change between variants)
+        return np.full(len(test_idx), -1), dict(train=0.0, classify=0.0)
     rf = RandomForestClassifier(n_estimators=args.trees, n_jobs=-1, random_state=args.seed)
     t0 = time.perf_counter()
     rf.fit(features[train_idx], train_labels)
@@ -231,6 +244,46 @@ def befl_case(args, work):
     return table(names, [0, 1], [0, 1], truth, unet_pred, rf_pred, tu, tr)
 
 
+def dubai_case(args, work, lockbox=False):
+    """Dubai aerial RGB: parts 1–3 of each tile train, parts 7–9 of the same tiles evaluate."""
+    from osgeo import gdal
+
+    import dubai
+    from unet_plugin.core.chips import ExportConfig
+
+    if not args.dubai:
+        raise SystemExit("--data dubai needs --dubai DIR (the folder 'Semantic segmentation dataset').")
+    tiles = dubai.LOCKBOX_TILES if lockbox else dubai.TUNING_TILES
+    paths = {}
+    for split, numbers in (("train", (1, 2, 3)), ("eval", (7, 8, 9))):
+        paths[split] = (os.path.join(work, f"{split}.tif"), os.path.join(work, f"{split}_labels.tif"))
+        dubai.canvas(dubai.parts(args.dubai, tiles, numbers), *paths[split], align=args.chip)
+    chips = os.path.join(work, "chips")
+    unet_map, tu = unet(args, chips, work, ExportConfig(
+        input=paths["train"][0], output=chips, label_raster=paths["train"][1], unlabeled="ignore",
+        chip_size=args.chip, stride=args.stride), paths["eval"][0])
+    train_img, train_lab = gdal.Open(paths["train"][0]).ReadAsArray(), gdal.Open(paths["train"][1]).ReadAsArray()
+    eval_img, eval_lab = gdal.Open(paths["eval"][0]).ReadAsArray(), gdal.Open(paths["eval"][1]).ReadAsArray()
+    eval_mask = eval_lab > 0
+    truth = eval_lab[eval_mask].astype(np.int64)
+    rng = np.random.default_rng(args.seed)
+    train_idx = np.flatnonzero(train_lab.ravel() > 0)
+    train_idx = np.sort(rng.choice(train_idx, min(args.rf_pixels, len(train_idx)), replace=False))
+    features = np.concatenate([train_img.reshape(3, -1).T, eval_img.reshape(3, -1).T]).astype(np.float32)
+    test_idx = train_lab.size + np.flatnonzero(eval_mask.ravel())
+    rf_pred, tr = forest(args, features, train_idx, train_lab.ravel()[train_idx].astype(np.int64), test_idx)
+    names = dict(dubai.NAMES)
+    present = [v for v in names if np.any(truth == v)]
+    seen = [v for v in present if np.any(train_lab == v)]
+    title = "lockbox: tiles 7–8" if lockbox else "tuning: tiles 1–6"
+    print(f"### Dubai aerial RGB ({title}; about 0.5 m, dense labels of 5 classes)\n")
+    print(f"Train: parts 1–3 of each tile ({np.count_nonzero(train_lab)} labelled px, {tu['chips']} chips of {args.chip} "
+          f"px, stride {args.stride}); evaluate: parts 7–9 ({truth.size} labelled px); random forest on "
+          f"{len(train_idx)} training pixels drawn at random.")
+    print(settings(args, tu))
+    return table(names, present, seen, truth, unet_map[eval_mask], rf_pred, tu, tr)
+
+
 def main():
     args = parse()
     import torch
@@ -243,11 +296,18 @@ def main():
     root = args.keep or tempfile.mkdtemp(prefix="unet-accuracy-")
     results = {}
     try:
-        for name, case in (("nc", nc_case), ("befl", befl_case)):
-            if args.data in (name, "both"):
+        cases = (("nc", nc_case), ("befl", befl_case), ("dubai", dubai_case),
+                 ("dubai-lockbox", lambda a, w: dubai_case(a, w, lockbox=True)))
+        wanted = {"both": ("nc", "befl"), "all": ("nc", "befl", "dubai")}.get(args.data, (args.data,))
+        for name, case in cases:
+            if name in wanted:
+                high_res = name.startswith("dubai")
+                case_args = argparse.Namespace(**vars(args))
+                case_args.chip = args.chip or (256 if high_res else 64)
+                case_args.stride = args.stride or (case_args.chip if high_res else 16)
                 work = os.path.join(root, name)
                 os.makedirs(work, exist_ok=True)
-                results[name] = case(args, work)
+                results[name] = case(case_args, work)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

@@ -15,6 +15,7 @@ RANGE_TEST_MIN_POINTS = 12   # fewer points than this: the curve says too little
 FALLBACK_LR = 1e-3
 EARLY_STOP_FROM = 0.6        # early stopping only watches once this share of the planned steps is done (annealing)
 FEW_STEPS = 150              # a schedule of fewer steps than this rarely gives a usable model
+LR_DIVISOR = 10.0            # the range test's choice: the lowest smoothed loss's rate divided by this
 END_RESERVE = 3.0            # seconds kept for the report and the last save, besides the last validation
 
 
@@ -110,7 +111,7 @@ def find_learning_rate(model, loss_fn, train, batch_size, device, gen, log, step
             f"{FALLBACK_LR:.0e} (a safe default for AdamW). A longer TIME_LIMIT lets the test choose.")
         return FALLBACK_LR, curve
     lr_min = min(curve, key=lambda t: t[1])[0]
-    chosen = float(min(max(lr_min / 10, 1e-5), 3e-3))
+    chosen = float(min(max(lr_min / LR_DIVISOR, 1e-5), 3e-3))
     log("Learning-rate range test: " + ", ".join(f"{lr:.1e}→{l:.3f}" for lr, l in curve[:: max(1, len(curve) // 12)]))
-    log(f"Lowest loss at {lr_min:.2e}; chosen learning rate {chosen:.2e} (a tenth of it).")
+    log(f"Lowest loss at {lr_min:.2e}; chosen learning rate {chosen:.2e} (1/{LR_DIVISOR:g} of it).")
     return chosen, curve
