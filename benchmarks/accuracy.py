@@ -80,7 +80,8 @@ def parse():
     ap.add_argument("--data", choices=("nc", "befl", "both", "dubai", "dubai-lockbox", "all"), default="both",
                     help="both: nc and befl; all: nc, befl and dubai (never the lockbox)")
     ap.add_argument("--dubai", help="the folder 'Semantic segmentation dataset' (benchmarks/dubai.py)")
-    ap.add_argument("--rf-pixels", type=int, default=200_000, help="random forest: at most this many training pixels")
+    ap.add_argument("--rf-pixels", type=int, default=200_000, help="Dubai: the random forest trains on this many pixels")
+    ap.add_argument("--eval-pixels", type=int, default=1_000_000, help="Dubai: every model is scored on this many pixels")
     ap.add_argument("--epochs", type=int, default=0, help="EPOCHS (0: the default, the time limit decides)")
     ap.add_argument("--early-stopping", type=int, default=None, help="EARLY_STOPPING (default: Train U-Net's)")
     ap.add_argument("--backbone", default="resnet34")
@@ -93,6 +94,8 @@ def parse():
     ap.add_argument("--trees", type=int, default=200, help="random forest trees (0: no forest)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--time-limit", type=float, default=10.0, help="TIME_LIMIT in minutes (0: EPOCHS decides)")
+    ap.add_argument("--stock", action="store_true",
+                    help="also train a stock segmentation-models-pytorch U-Net for the same time (benchmarks/stock_unet.py)")
     ap.add_argument("--keep", help="keep chips, model, report and class map in this folder")
     return ap.parse_args()
 
@@ -137,23 +140,44 @@ def forest(args, features, train_idx, train_labels, test_idx):
     return pred, dict(train=t_fit, classify=time.perf_counter() - t0)
 
 
-def table(names, present, seen, truth, unet_pred, rf_pred, tu, tr):
+def table(names, present, seen, truth, unet_pred, rf_pred, tu, tr, stock=None):
+    """Per-class IoU, mean IoU and times as Markdown; ``stock``: (predictions, figures) of the stock U-Net."""
     u, r = iou_table(truth, unet_pred, present), iou_table(truth, rf_pred, present)
-    print("| class | pixels (eval) | U-Net IoU | random forest IoU |")
-    print("|---|---:|---:|---:|")
+    s = iou_table(truth, stock[0], present) if stock else None
+    head, rule = ("| stock smp U-Net IoU ", "---:|") if stock else ("", "")
+    print(f"| class | pixels (eval) | U-Net IoU | random forest IoU {head}|")
+    print(f"|---|---:|---:|---:|{rule}")
     for v in present:
         mark = "" if v in seen else " (not in training area)"
-        print(f"| {names[v]}{mark} | {np.count_nonzero(truth == v)} | {u[v]:.3f} | {r[v]:.3f} |")
+        extra = f" {s[v]:.3f} |" if stock else ""
+        print(f"| {names[v]}{mark} | {np.count_nonzero(truth == v)} | {u[v]:.3f} | {r[v]:.3f} |{extra}")
     groups = [("mean IoU", seen)] if seen == present else [("mean IoU, classes in both areas", seen), ("mean IoU, all classes", present)]
     for title, vals in groups:
         mu, mr = np.nanmean([u[v] for v in vals]), np.nanmean([r[v] for v in vals])
-        print(f"| **{title}** | | **{mu:.3f}** | **{mr:.3f}** |")
-    print(f"| pixel accuracy | | {np.mean(unet_pred == truth):.3f} | {np.mean(rf_pred == truth):.3f} |")
-    print(f"| training time | | {tu['train']:.0f} s (+ export {tu['export']:.1f} s) | {tr['train']:.1f} s |")
-    print(f"| prediction time | | {tu['classify']:.1f} s | {tr['classify']:.1f} s |")
+        extra = f" **{np.nanmean([s[v] for v in vals]):.3f}** |" if stock else ""
+        print(f"| **{title}** | | **{mu:.3f}** | **{mr:.3f}** |{extra}")
+    extra = f" {np.mean(stock[0] == truth):.3f} |" if stock else ""
+    print(f"| pixel accuracy | | {np.mean(unet_pred == truth):.3f} | {np.mean(rf_pred == truth):.3f} |{extra}")
+    extra = f" {stock[1]['train']:.0f} s ({stock[1]['steps']} steps) |" if stock else ""
+    print(f"| training time | | {tu['train']:.0f} s (+ export {tu['export']:.1f} s) | {tr['train']:.1f} s |{extra}")
+    extra = f" {stock[1]['classify']:.1f} s |" if stock else ""
+    print(f"| prediction time | | {tu['classify']:.1f} s | {tr['classify']:.1f} s |{extra}")
     mu, mr = np.nanmean([u[v] for v in seen]), np.nanmean([r[v] for v in seen])
-    print(f"\nU-Net − random forest, mean IoU: {mu - mr:+.3f} ({'U-Net better' if mu > mr else 'random forest better'}).\n")
+    print(f"\nU-Net − random forest, mean IoU: {mu - mr:+.3f} ({'U-Net better' if mu > mr else 'random forest better'}).")
+    if stock:
+        ms = np.nanmean([s[v] for v in seen])
+        print(f"U-Net − stock smp U-Net, mean IoU: {mu - ms:+.3f}.")
+    print()
     return mu, mr
+
+
+def stock_unet(args, chips, image):
+    """(class map, figures) of the stock smp U-Net on the same chips and time, or None without --stock."""
+    if not args.stock:
+        return None
+    from stock_unet import train_and_classify
+
+    return train_and_classify(chips, image, args.time_limit, args.backbone, args.seed, args.batch)
 
 
 def settings(args, tu):
@@ -198,7 +222,9 @@ def nc_case(args, work):
     print(f"Train: northern rows 0–{split - 1} ({np.count_nonzero(train_truth)} labelled px, {tu['chips']} chips of "
           f"{args.chip} px, stride {args.stride}); evaluate: rows {split}–{height - 1} ({truth.size} labelled px).")
     print(settings(args, tu))
-    return table(names, present, seen, truth, unet_pred, rf_pred, tu, tr)
+    stock = stock_unet(args, chips, IMAGE)
+    stock = (stock[0][split:][eval_mask], stock[1]) if stock else None
+    return table(names, present, seen, truth, unet_pred, rf_pred, tu, tr, stock)
 
 
 def befl_case(args, work):
@@ -241,7 +267,9 @@ def befl_case(args, work):
           f"{tu['chips']} chips of {args.chip} px, stride {args.stride}); evaluate: the 3 'validation' windows "
           f"({truth.size} px).")
     print(settings(args, tu))
-    return table(names, [0, 1], [0, 1], truth, unet_pred, rf_pred, tu, tr)
+    stock = stock_unet(args, chips, image_path)
+    stock = (np.where(stock[0] == 1, 1, 0)[eval_win], stock[1]) if stock else None
+    return table(names, [0, 1], [0, 1], truth, unet_pred, rf_pred, tu, tr, stock)
 
 
 def dubai_case(args, work, lockbox=False):
@@ -264,9 +292,14 @@ def dubai_case(args, work, lockbox=False):
         chip_size=args.chip, stride=args.stride), paths["eval"][0])
     train_img, train_lab = gdal.Open(paths["train"][0]).ReadAsArray(), gdal.Open(paths["train"][1]).ReadAsArray()
     eval_img, eval_lab = gdal.Open(paths["eval"][0]).ReadAsArray(), gdal.Open(paths["eval"][1]).ReadAsArray()
-    eval_mask = eval_lab > 0
-    truth = eval_lab[eval_mask].astype(np.int64)
     rng = np.random.default_rng(args.seed)
+    eval_mask = eval_lab > 0
+    if np.count_nonzero(eval_mask) > args.eval_pixels:  # the same random pixels for every model
+        keep = rng.choice(np.flatnonzero(eval_mask.ravel()), args.eval_pixels, replace=False)
+        eval_mask = np.zeros(eval_lab.size, dtype=bool)
+        eval_mask[keep] = True
+        eval_mask = eval_mask.reshape(eval_lab.shape)
+    truth = eval_lab[eval_mask].astype(np.int64)
     train_idx = np.flatnonzero(train_lab.ravel() > 0)
     train_idx = np.sort(rng.choice(train_idx, min(args.rf_pixels, len(train_idx)), replace=False))
     features = np.concatenate([train_img.reshape(3, -1).T, eval_img.reshape(3, -1).T]).astype(np.float32)
@@ -278,10 +311,12 @@ def dubai_case(args, work, lockbox=False):
     title = "lockbox: tiles 7–8" if lockbox else "tuning: tiles 1–6"
     print(f"### Dubai aerial RGB ({title}; about 0.5 m, dense labels of 5 classes)\n")
     print(f"Train: parts 1–3 of each tile ({np.count_nonzero(train_lab)} labelled px, {tu['chips']} chips of {args.chip} "
-          f"px, stride {args.stride}); evaluate: parts 7–9 ({truth.size} labelled px); random forest on "
+          f"px, stride {args.stride}); evaluate: parts 7–9 ({truth.size} labelled px drawn at random; every model on the same); random forest on "
           f"{len(train_idx)} training pixels drawn at random.")
     print(settings(args, tu))
-    return table(names, present, seen, truth, unet_map[eval_mask], rf_pred, tu, tr)
+    stock = stock_unet(args, chips, paths["eval"][0])
+    stock = (stock[0][eval_mask], stock[1]) if stock else None
+    return table(names, present, seen, truth, unet_map[eval_mask], rf_pred, tu, tr, stock)
 
 
 def main():

@@ -48,7 +48,7 @@ SCALES = (0.8, 1.25) if os.environ.get("UNET_SCALE", "0") == "1" else (1.0, 1.0)
 # (single runs: within their noise of about ±0.02).
 GAIN, OFFSET = 0.25, 0.5
 MOSAIC_BUDGET = 1024**3  # bytes: beyond this, windows stay the exported chips
-# UNET_WINDOWS=0: augmentation as before 0.4 (flips and rotations of the exported chips only), for comparisons
+# UNET_WINDOWS=0: no random windows (flips and rotations of the exported chips; colour jitter as COLOUR says), for comparisons
 WINDOWS = os.environ.get("UNET_WINDOWS", "1") != "0"
 COLOUR = os.environ.get("UNET_COLOUR", "1") != "0"  # UNET_COLOUR=0: no brightness/contrast change, for comparisons
 
@@ -118,7 +118,7 @@ class Sampler:
         else:
             x, y = self.chips.batch(positions)
         x, y = flip_rotate(x, y, gen)
-        return (colour_jitter(x, y, gen) if WINDOWS and COLOUR else x), y
+        return (colour_jitter(x, y, gen) if COLOUR else x), y
 
     def _mosaic(self, log):
         """The training chips on their common pixel grid, or None where that grid is too large or absent."""
