@@ -436,8 +436,8 @@ Das Raster wird wie bei „Raster klassifizieren“ klassifiziert; jedes Kandida
       <translation>Augmentieren (Ausschnitte, Spiegelungen, Drehungen)</translation>
     </message>
     <message>
-      <source>Cut training windows at random shifts (up to half a chip) from the mosaic of the training chips, flip and rotate them by 90°, and vary brightness and contrast per band (gain ±25 %, offset ±0.5 standard deviations).</source>
-      <translation>Trainingsausschnitte mit zufälliger Verschiebung (bis zu einem halben Chip) aus dem Mosaik der Trainingschips schneiden, um 90° spiegeln und drehen und Helligkeit und Kontrast je Kanal variieren (Verstärkung ±25 %, Versatz ±0,5 Standardabweichungen).</translation>
+      <source>Cut training windows at random shifts (up to half a chip) from the mosaic of the training chips, flip and rotate them by 90°, and vary brightness and contrast per band (gain ±12.5 %, offset ±0.25 standard deviations).</source>
+      <translation>Trainingsausschnitte mit zufälliger Verschiebung (bis zu einem halben Chip) aus dem Mosaik der Trainingschips schneiden, um 90° spiegeln und drehen und Helligkeit und Kontrast je Kanal variieren (Verstärkung ±12,5 %, Versatz ±0,25 Standardabweichungen).</translation>
     </message>
     <message>
       <source>Freeze encoder</source>

@@ -172,7 +172,7 @@ TRAIN = Algorithm(
            False, advanced=True),
         _p("AUGMENT", "bool", N_("Augment (windows, flips, rotations)"),
            N_("Cut training windows at random shifts (up to half a chip) from the mosaic of the training chips, flip and "
-              "rotate them by 90°, and vary brightness and contrast per band (gain ±25 %, offset ±0.5 standard deviations)."),
+              "rotate them by 90°, and vary brightness and contrast per band (gain ±12.5 %, offset ±0.25 standard deviations)."),
            True,
            advanced=True),
         _p("FREEZE_ENCODER", "bool", N_("Freeze encoder"), N_("Train the decoder only (faster, for small data sets)."), False, advanced=True),
