@@ -3,12 +3,14 @@
 Runs ``benchmarks/accuracy.py`` (same export → train → classify as the algorithms, the random
 forest beside it) once per variant and seed, each in its own process, and prints mean IoU per
 variant (and the IoU of one class, ``--class-name``, e.g. building) as a Markdown table, with the
-mean over seeds and its spread. Variants (the recipe of 0.4–0.5, one part off or changed):
+mean over seeds and its spread. Variants (the shipped recipe, one part off or changed):
 
 - ``defaults``        — as shipped
 - ``no-windows``      — no random windows from the chip mosaic (flips/rotations of the chips; colour jitter stays)
 - ``no-colour``       — no brightness/contrast jitter
-- ``half-colour``     — jitter at half strength (gain ±12.5 %, offset ±0.25 standard deviations)
+- ``half-colour``     — jitter at half the shipped strength (0.6: gain ±6.25 %, offset ±0.125 standard deviations;
+                        the 0.6 strength itself was ``half-colour`` of 0.5's ±25 %/±0.5, docs/benchmarks.md)
+- ``strong-colour``   — jitter as in 0.4.1–0.5 (gain ±25 %, offset ±0.5)
 - ``no-rare``         — no repeat factors for chips of rare classes (a plain shuffle)
 - ``no-input-skip``   — the decoder without the full-resolution image skip (as before 0.4)
 - ``lr-div-3``        — the range test picks a third of the lowest-loss rate instead of a tenth
@@ -32,7 +34,7 @@ import sys
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-VARIANTS = ("defaults", "no-windows", "no-colour", "half-colour", "no-rare", "no-input-skip", "lr-div-3")
+VARIANTS = ("defaults", "no-windows", "no-colour", "half-colour", "strong-colour", "no-rare", "no-input-skip", "lr-div-3")
 
 
 def apply(variant: str) -> None:
@@ -51,6 +53,8 @@ def apply(variant: str) -> None:
         sampling.COLOUR = False
     elif variant == "half-colour":
         sampling.GAIN, sampling.OFFSET = sampling.GAIN / 2, sampling.OFFSET / 2
+    elif variant == "strong-colour":
+        sampling.GAIN, sampling.OFFSET = 0.25, 0.5
     elif variant == "no-rare":
         sampling.RARE_SHARE = 0.0
     elif variant == "no-input-skip":
