@@ -72,8 +72,12 @@ def read_mask(path: str) -> np.ndarray:
     return lut[ds.GetRasterBand(1).ReadAsArray()].transpose(2, 0, 1)
 
 
-def canvas(pairs, out_image: str, out_labels: str, align: int = 256) -> list[tuple[int, int, int, int]]:
-    """Write the parts one below the other; returns each part's (row, col, height, width) on the canvas."""
+def canvas(pairs, out_image: str, out_labels: str, align: int = 256, image_nodata: bool = False) -> list[tuple[int, int, int, int]]:
+    """Write the parts one below the other; returns each part's (row, col, height, width) on the canvas.
+
+    ``image_nodata``: the image's 0 is nodata, so the space between parts is no imagery (about 1 % of
+    the real pixels have a 0 in some band and become nodata too; for tools that must not look there).
+    """
     from osgeo import gdal, osr
 
     sizes = [(gdal.Open(img).RasterYSize, gdal.Open(img).RasterXSize) for img, _ in pairs]
@@ -89,6 +93,9 @@ def canvas(pairs, out_image: str, out_labels: str, align: int = 256) -> list[tup
         ds.SetGeoTransform(gt)
         ds.SetProjection(srs.ExportToWkt())
     lab_ds.GetRasterBand(1).SetNoDataValue(0)
+    if image_nodata:
+        for b in range(1, 4):
+            img_ds.GetRasterBand(b).SetNoDataValue(0)
     placed, row = [], 0
     for (img, msk), (h, w), slot in zip(pairs, sizes, slots):
         rgb = gdal.Open(img).ReadAsArray()
