@@ -80,7 +80,7 @@ def canvas(pairs, out_image: str, out_labels: str, align: int = 256, image_nodat
     """
     from osgeo import gdal, osr
 
-    sizes = [(gdal.Open(img).RasterYSize, gdal.Open(img).RasterXSize) for img, _ in pairs]
+    sizes = [(ds.RasterYSize, ds.RasterXSize) for ds in (gdal.Open(img) for img, _ in pairs)]
     slots = [-(-h // align) * align for h, _ in sizes]
     height, width = sum(slots), -(-max(w for _, w in sizes) // align) * align
     srs = osr.SpatialReference()

@@ -302,8 +302,8 @@ def test_auto_precision_is_used_only_where_it_draws_the_same_map(tiny_model, tmp
     monkeypatch.setattr(inference_precision, "_measure", lambda *a: pytest.fail("measured again"))
     again, again_log = run("again", "auto")
     assert np.array_equal(again, auto)
-    assert again_log == [f"{auto_log[0]} (decided earlier on this machine; delete "
-                         f"{again_log[0].split('delete ')[1]}"] and again_log[0].endswith("-decision.json to measure again)")
+    assert len(again_log) == 1 and again_log[0].startswith(f"{auto_log[0]} (decided earlier on this machine; delete ")
+    assert again_log[0].endswith("-decision.json to measure again)")
     monkeypatch.undo()
     monkeypatch.setenv("UNET_CACHE_DIR", str(tmp_path / "cache"))
     # a small job pays for no quantisation

@@ -122,7 +122,7 @@ class OnnxForward:
                     if os.path.exists(partial):
                         os.remove(partial)
                 sess = session(cached)
-                _prune(folder)
+                prune(folder)
             except OSError:  # no writable cache: a temporary export
                 graph = None
                 with tempfile.TemporaryDirectory(prefix="unet-onnx-") as tmp:
@@ -141,12 +141,14 @@ class OnnxForward:
         return torch.from_numpy(out)
 
 
-def _prune(folder: str) -> None:
-    """Keep the ONNX_CACHE_FILES most recently used graphs."""
+def prune(folder: str, suffix: str = ".onnx", keep: int | None = None) -> None:
+    """Keep the ``keep`` (default ONNX_CACHE_FILES) most recently used files ending in ``suffix``
+    (graphs; precision decisions)."""
+    keep = ONNX_CACHE_FILES if keep is None else keep
     try:
-        files = [os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".onnx")]
+        files = [os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(suffix)]
         files.sort(key=lambda f: os.stat(f).st_mtime, reverse=True)
-        for f in files[ONNX_CACHE_FILES:]:
+        for f in files[keep:]:
             os.remove(f)
     except OSError:  # another run pruned it first
         pass

@@ -34,7 +34,7 @@ import torch
 
 from .. import distributed
 from ..device import cpu_has_native_bf16
-from .onnx_cache import OnnxForward, onnx_cache_dir, open_session
+from .onnx_cache import OnnxForward, onnx_cache_dir, open_session, prune
 
 MIN_AGREEMENT = 0.99  # what the map must reach
 # what the check tiles must reach: a margin for the rest of the map (a trained NC model's int8 graph
@@ -42,6 +42,7 @@ MIN_AGREEMENT = 0.99  # what the map must reach
 CHECK_AGREEMENT = 0.993
 MIN_TILES = 48  # below this a first quantisation (seconds) would not pay off
 CALIBRATION_TILES = 16  # every other one calibrates, the rest check
+KEPT_DECISIONS = 64  # decisions kept between sessions (tiny files; the least recently made go first)
 _DECISIONS: dict = {}  # (model digest, tile shape, calibration digest, threads) → (kind, runner or None, message)
 _LOCK = threading.Lock()
 
@@ -207,6 +208,7 @@ def _remember(key, qpath, hit) -> None:
         with open(partial, "w", encoding="utf-8") as f:
             json.dump({"kind": hit[0], "message": hit[2]}, f)
         os.replace(partial, path)
+        prune(os.path.dirname(path), "-decision.json", KEPT_DECISIONS)
     except OSError:  # a read-only cache: the decision holds for this session only
         if os.path.exists(partial):
             os.remove(partial)
