@@ -840,6 +840,10 @@ Das Raster wird wie bei „Raster klassifizieren“ klassifiziert; jedes Kandida
       <translation>U-Net-Segmentierung</translation>
     </message>
     <message>
+      <source>Workflows</source>
+      <translation>Arbeitsabläufe</translation>
+    </message>
+    <message>
       <source>give exactly one label source: class polygons (LABELS) or a classified raster (LABEL_RASTER).</source>
       <translation>Geben Sie genau eine Labelquelle an: Klassenpolygone (LABELS) oder ein klassifiziertes Raster (LABEL_RASTER).</translation>
     </message>

@@ -10,6 +10,8 @@ import pytest
 
 from conftest import NC_IMAGE, NC_POLYGONS, NC_STRATA, PACKAGE, QGIS_PROCESS, ROOT
 
+MODELS = ["unet:U-Net labelling round (add labels, fine-tune, classify, suggest)",
+          "unet:U-Net workflow (export, train, classify)"]
 DESIGN = {
     "unet:exporttrainingchips": ["INPUT", "BANDS", "LABELS", "CLASS_FIELD", "LABEL_RASTER", "MASK", "UNLABELED", "EXTENT",
                                  "CHIP_SIZE", "STRIDE", "MIN_LABELED", "MAX_NODATA", "APPEND", "OUTPUT", "FOOTPRINTS"],
@@ -52,7 +54,17 @@ DEFAULTS = {
 def test_provider(provider):
     assert provider.id() == "unet" and provider.name() == "U-Net segmentation"
     assert provider.svgIconPath().endswith(".svg") and os.path.exists(provider.svgIconPath())
-    assert sorted(a.id() for a in provider.algorithms()) == sorted(DESIGN)
+    assert sorted(a.id() for a in provider.algorithms()) == sorted(list(DESIGN) + MODELS)
+
+
+def test_shipped_models_in_the_toolbox(provider):
+    """The Modeler models in resources/ appear under the provider's "Workflows" group, valid and runnable."""
+    models = [a for a in provider.algorithms() if a.id() in MODELS]
+    assert len(models) == 2 and all(a.group() == "Workflows" for a in models)
+    for model in models:
+        ok, issues = model.validate()
+        assert ok, issues
+        assert model.create().id() == model.id()  # what the Toolbox runs is the registered algorithm
 
 
 @pytest.mark.parametrize("alg_id", sorted(DESIGN))
@@ -150,8 +162,7 @@ def test_loads_and_explains_with_torch_blocked():
         f"print(assess(AccuracyConfig(input={NC_STRATA!r}, reference_raster={NC_STRATA!r})).scores['accuracy'])\n"
     )
     lines = _python(code).strip().splitlines()
-    assert lines[0] == "['unet:assessaccuracy', 'unet:classifyraster', 'unet:createaccuracysample', 'unet:exporttrainingchips', "\
-                       "'unet:suggestlabelingareas', 'unet:trainunet']"
+    assert lines[0] == repr(sorted(list(DESIGN) + MODELS))
     assert lines[5].startswith("(True,") and lines[6] == "1.0"  # Assess Accuracy runs without torch
     for line in lines[1:3]:
         assert line.startswith("(False,") and "torch" in line and "-m unet_plugin install" in line and "--user" not in line

@@ -41,7 +41,8 @@ class UnetPlugin:
         if self.translator is None:
             self.translator = install_translator()
         self.provider = UnetProvider()
-        QgsApplication.processingRegistry().addProvider(self.provider)
+        if QgsApplication.processingRegistry().addProvider(self.provider):
+            self.provider.refreshAlgorithms()  # now the shipped models find their steps (processing/provider.py)
 
     def initGui(self):  # noqa: N802
         self.initProcessing()

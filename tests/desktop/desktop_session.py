@@ -90,20 +90,140 @@ def run():
 
     for layer in project.mapLayers().values():  # the class legend open, the imagery's folded
         project.layerTreeRoot().findLayer(layer.id()).setExpanded(layer in layers)
-    canvas = iface.mapCanvas()
-    canvas.setExtent(layers[0].extent())
-    canvas.refresh()
-    for _ in range(50):
-        QgsApplication.processEvents()
-    canvas.waitWhileRendering()
-    QgsApplication.processEvents()
-    iface.mainWindow().grab().save(os.path.join(OUT, "desktop.png"))
+    iface.mapCanvas().setExtent(layers[0].extent())
+    grab("desktop.png")
+
+    labelling_round(project, context, model, layers[0])
 
     qgis.utils.unloadPlugin("unet_segmentation")
     unloaded = reg.providerById("unet") is None
     qgis.utils.loadPlugin("unet_segmentation")
     qgis.utils.startPlugin("unet_segmentation")
     step("reload", unloaded=unloaded, reloaded=reg.providerById("unet") is not None)
+
+
+def grab(name):
+    """The main window as the user sees it, once the canvas has drawn."""
+    canvas = iface.mapCanvas()
+    canvas.refresh()
+    for _ in range(50):
+        QgsApplication.processEvents()
+    canvas.waitWhileRendering()
+    QgsApplication.processEvents()
+    iface.mainWindow().grab().save(os.path.join(OUT, name))
+
+
+def loaded(project, path):
+    return next((lyr for lyr in project.mapLayers().values() if lyr.source().split("|")[0] == path), None)
+
+
+def boxes(path):
+    from osgeo import ogr
+
+    ds = ogr.Open(path)
+    return [f.GetGeometryRef().Clone() for f in ds.GetLayer(0)]
+
+
+def draw_labels(windows, labels):
+    """The analyst's work, simulated: inside every proposed window, the polygons of the land-cover
+    raster (strata.tif), with their class names in the field ``label``."""
+    from osgeo import gdal, ogr
+
+    strata = gdal.Open(os.path.join(DATA, "strata.tif"))
+    band, gt = strata.GetRasterBand(1), strata.GetGeoTransform()
+    names = band.GetCategoryNames()
+    out = ogr.GetDriverByName("GPKG").CreateDataSource(labels)
+    layer = out.CreateLayer("labels", strata.GetSpatialRef(), ogr.wkbPolygon)
+    layer.CreateField(ogr.FieldDefn("label", ogr.OFTString))
+    scratch = ogr.GetDriverByName("Memory").CreateDataSource("")
+    for box in boxes(windows):
+        x0, x1, y0, y1 = box.GetEnvelope()
+        col, row = round((x0 - gt[0]) / gt[1]), round((y1 - gt[3]) / gt[5])
+        w, h = round((x1 - x0) / gt[1]), round((y0 - y1) / gt[5])
+        codes = gdal.GetDriverByName("MEM").Create("", w, h, 1, gdal.GDT_Byte)
+        codes.SetGeoTransform((x0, gt[1], 0, y1, 0, gt[5]))
+        codes.GetRasterBand(1).WriteArray(band.ReadAsArray(col, row, w, h).astype("uint8"))
+        polys = scratch.CreateLayer("p", strata.GetSpatialRef(), ogr.wkbPolygon)
+        polys.CreateField(ogr.FieldDefn("code", ogr.OFTInteger))
+        gdal.Polygonize(codes.GetRasterBand(1), None, polys, 0)
+        for f in polys:
+            if 1 <= f["code"] < len(names):
+                g = ogr.Feature(layer.GetLayerDefn())
+                g.SetGeometry(f.GetGeometryRef())
+                g["label"] = names[f["code"]]
+                layer.CreateFeature(g)
+        scratch.DeleteLayer(0)
+    n = layer.GetFeatureCount()
+    out = None
+    return n
+
+
+def style_like(labels_layer, class_layer):
+    """The drawn polygons in the class map's colours."""
+    from qgis.core import QgsCategorizedSymbolRenderer, QgsFillSymbol, QgsRendererCategory
+
+    cats = []
+    for c in class_layer.renderer().classes():
+        symbol = QgsFillSymbol.createSimple({"color": c.color.name(), "outline_color": "black", "outline_width": "0.2"})
+        cats.append(QgsRendererCategory(c.label, symbol, c.label))
+    labels_layer.setRenderer(QgsCategorizedSymbolRenderer("label", cats))
+
+
+def labelling_round(project, context, model, class_layer):
+    """One round of the labelling loop as the analyst does it: Suggest Areas to Label, label the windows,
+    then the Modeler model shipped with the plugin (add the labels, fine-tune, classify, suggest)."""
+    import processing
+    from qgis.core import QgsVectorDataProvider
+
+    image = os.path.join(DATA, "nc_lsat7_2000_6band.tif")
+    windows = os.path.join(OUT, "windows.gpkg")
+    class_layer.renderer().setOpacity(0.5)
+    processing.runAndLoadResults("unet:suggestlabelingareas", {"INPUT": image, "MODEL": model, "COUNT": 6,
+                                                                "OUTPUT": windows},
+                                 feedback=QgsProcessingFeedback(), context=context)
+    layer = loaded(project, windows)
+    placed = boxes(windows)
+    step("suggest", loaded=layer is not None, renderer=layer.renderer().type() if layer else None,
+         labelled_by=layer.labeling().settings().fieldName if layer and layer.labelsEnabled() else None,
+         fields=[f.name() for f in layer.fields()] if layer else [],
+         editable=bool(layer and layer.dataProvider().capabilities() & QgsVectorDataProvider.ChangeAttributeValues),
+         ranks=[f["rank"] for f in layer.getFeatures()] if layer else [],
+         overlaps=sum(a.Intersection(b).GetArea() > 0 for i, a in enumerate(placed) for b in placed[i + 1:]))
+    grab("loop_suggest.png")
+
+    labels = os.path.join(OUT, "labels.gpkg")
+    drawn = draw_labels(windows, labels)
+    labels_layer = iface.addVectorLayer(labels, "Class polygons drawn", "ogr")
+    style_like(labels_layer, class_layer)
+    project.layerTreeRoot().findLayer(class_layer.id()).setItemVisibilityChecked(False)
+    step("labelled", polygons=drawn, loaded=labels_layer is not None and labels_layer.isValid())
+    grab("loop_labelled.png")
+
+    round_id = "unet:U-Net labelling round (add labels, fine-tune, classify, suggest)"  # Toolbox ▸ Workflows
+    listed = QgsApplication.processingRegistry().algorithmById(round_id)
+    opened = listed is not None and listed.group() == "Workflows"
+    chips = os.path.join(OUT, "chips")
+    before = len(json.load(open(os.path.join(chips, "dataset.json")))["chips"])
+    names = {"model": os.path.join(OUT, "round1.pt"), "classes": os.path.join(OUT, "round1_classes.tif"),
+             "next": os.path.join(OUT, "next_windows.gpkg")}
+    processing.runAndLoadResults(round_id, {
+        "INPUT": image, "LABELS": labels, "CLASS_FIELD": "label", "WINDOWS": windows, "CHIP_SIZE": 64,
+        "INIT_MODEL": model, "TIME_LIMIT": float(os.environ.get("UNET_DESKTOP_ROUND_MINUTES", "0.2")), "COUNT": 6,
+        "export:Chips": chips, "train:Model": names["model"], "classify:Classes": names["classes"],
+        "suggest:Next windows": names["next"]}, feedback=QgsProcessingFeedback(), context=context)
+    after = json.load(open(os.path.join(chips, "dataset.json")))
+    new_classes, next_layer = loaded(project, names["classes"]), loaded(project, names["next"])
+    following = boxes(names["next"]) if os.path.exists(names["next"]) else []
+    step("round", opened=opened, chips_before=before, chips_after=len(after["chips"]),
+         appended=bool(after.get("appended")), model=os.path.exists(names["model"]),
+         classes_loaded=new_classes is not None, classes_renderer=new_classes.renderer().type() if new_classes else None,
+         next_loaded=next_layer is not None, next_labelled_by=next_layer.labeling().settings().fieldName
+         if next_layer and next_layer.labelsEnabled() else None, next_count=len(following),
+         next_on_labelled=sum(a.Intersection(b).GetArea() > 0 for a in following for b in placed))
+    if new_classes is not None:
+        new_classes.renderer().setOpacity(0.5)
+    project.layerTreeRoot().findLayer(labels_layer.id()).setItemVisibilityChecked(False)
+    grab("loop_next.png")
 
 
 try:

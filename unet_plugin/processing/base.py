@@ -25,7 +25,8 @@ from ..i18n import tr
 from ..inputs import Feedback
 from ..run import RUNNERS
 
-ICON = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "resources", "icon.svg")
+RESOURCES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "resources")
+ICON = os.path.join(RESOURCES, "icon.svg")
 
 
 def field_types() -> dict:
