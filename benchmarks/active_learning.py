@@ -14,11 +14,12 @@ come from it. Two cases:
   (EXISTING_LABELS), so it can only propose where the simulated analyst knows the answer —, the 2
   marked 'validation' are the test area. Also kept out of the choice of ``diverse``.
 
-Every strategy starts from the same few random windows (per seed). Each round: export the labelled
-windows (LABEL_RASTER = truth, MASK = the windows, UNLABELED=ignore), train a U-Net for the same
-time, classify the test area and measure its mean IoU against the truth; then COUNT new windows are
-chosen — by Suggest Areas to Label (``uncertainty``, ``diverse``) or at random — and the next round
-trains on all windows so far. Prints the mean IoU per round, strategy and seed, the averages, and
+Every strategy starts from the same few random windows and the same first model (per seed). Each
+round: COUNT new windows are chosen — by Suggest Areas to Label from the last round's model
+(``uncertainty``, ``diverse``) or at random —, the labelled windows are exported (LABEL_RASTER =
+truth, MASK = the windows, UNLABELED=ignore), a U-Net is trained on all of them for the same time,
+the test area is classified and its mean IoU measured against the truth. Within a seed the
+strategies take turns round by round. Prints the mean IoU per round, strategy and seed, the averages, and
 writes the curves as a PNG.
 
     python benchmarks/active_learning.py [--data nc|dubai|befl] [--dubai DIR] [--rounds 3] [--count 4] [--start 4]
@@ -43,6 +44,7 @@ from _cpu import cpu_summary  # noqa: E402
 
 NC = os.path.join(ROOT, "tests", "data", "nc_landsat7")
 BEFL = os.path.join(ROOT, "tests", "data", "befl_fields_s2")
+STRATEGIES = ("random", "uncertainty", "diverse")
 
 
 class Case:
@@ -192,54 +194,68 @@ def test_miou(case, class_maps: list[str]) -> float:
     return scores(total)["miou"]
 
 
-def run_strategy(strategy, seed, args, work, case):
+def train_round(tag, windows, seed, args, work, case):
+    """Export the windows labelled so far (truth inside them, unknown outside), train for the same time,
+    score the test area. Returns the model, its test mean IoU and the windows' polygons."""
     from unet_plugin.core.chips import ExportConfig, export_chips
     from unet_plugin.ml.classify import ClassifyConfig, classify
-    from unet_plugin.ml.suggest import SuggestConfig, suggest
     from unet_plugin.ml.train import TrainConfig, train
 
-    rng = np.random.default_rng(seed)
-    windows = random_windows(rng, case, [], args.start)
-    rng = np.random.default_rng(1000 + seed)  # the random strategy's own draws
-    scores = []
     quiet = dict(log=lambda m: None)
-    for rnd in range(args.rounds + 1):
-        folder = os.path.join(work, f"{strategy}-{seed}-{rnd}")
-        os.makedirs(folder)
-        mask = os.path.join(folder, "windows.gpkg")
-        windows_to_polygons(mask, case.wkt, case.gt, windows, case.size)
-        chips = os.path.join(folder, "chips")
-        export_chips(ExportConfig(input=case.image, output=chips, label_raster=case.truth, mask=mask, unlabeled="ignore",
-                                  chip_size=case.chip, stride=case.chip // 2), **quiet)
-        model = os.path.join(folder, "m.pt")
-        train(TrainConfig(chips=chips, output_model=model, backbone="resnet18", pretrained=False, time_limit=args.minutes,
-                          seed=seed, validation_percent=0), **quiet)
-        maps = [os.path.join(folder, f"test{i}.tif") for i in range(len(case.tests))]
-        for box, out in zip(case.tests, maps):
-            classify(ClassifyConfig(input=case.image, model=model, output=out, extent=case.extent(box), precision="full"),
-                     **quiet)
-        miou = test_miou(case, maps)
-        scores.append(miou)
-        print(f"  {strategy:<12} seed {seed} round {rnd}: {len(windows):2d} windows, test mIoU {miou:.3f}", flush=True)
-        if rnd == args.rounds:
-            break
-        if strategy == "random":
-            windows += random_windows(rng, case, windows, args.count)
-        else:
-            existing = mask
-            if case.fence:  # the windows so far and everything the analyst has no truth for
-                existing = os.path.join(folder, "existing.gpkg")
-                windows_to_polygons(existing, case.wkt, case.gt, windows, case.size, extra=case.fence)
-            proposals, _, _ = suggest(SuggestConfig(input=case.image, model=model, count=args.count, strategy=strategy,
-                                                    window_size=case.size, existing_labels=existing,
-                                                    extent=case.extent(case.pool), precision="full", seed=seed),
-                                      **quiet)
-            outside = [(p.row, p.col) for p in proposals
-                       if case.valid[p.row:p.row + p.size, p.col:p.col + p.size].mean() < case.min_share]
-            if case.fence and outside:  # the simulated analyst could not label these: the benchmark would be unfair
-                raise SystemExit(f"{strategy} proposed windows outside the known truth: {outside}")
-            windows += [(p.row, p.col) for p in proposals]
-    return scores
+    folder = os.path.join(work, tag)
+    os.makedirs(folder)
+    mask = os.path.join(folder, "windows.gpkg")
+    windows_to_polygons(mask, case.wkt, case.gt, windows, case.size)
+    chips = os.path.join(folder, "chips")
+    export_chips(ExportConfig(input=case.image, output=chips, label_raster=case.truth, mask=mask, unlabeled="ignore",
+                              chip_size=case.chip, stride=case.chip // 2), **quiet)
+    model = os.path.join(folder, "m.pt")
+    train(TrainConfig(chips=chips, output_model=model, backbone="resnet18", pretrained=False, time_limit=args.minutes,
+                      seed=seed, validation_percent=0), **quiet)
+    maps = [os.path.join(folder, f"test{i}.tif") for i in range(len(case.tests))]
+    for box, out in zip(case.tests, maps):
+        classify(ClassifyConfig(input=case.image, model=model, output=out, extent=case.extent(box), precision="full"),
+                 **quiet)
+    return model, test_miou(case, maps), mask
+
+
+def choose(strategy, rng, case, windows, model, mask, seed, args):
+    """The next ``args.count`` windows: at random, or proposed by Suggest Areas to Label from the last model."""
+    from unet_plugin.ml.suggest import SuggestConfig, suggest
+
+    if strategy == "random":
+        return random_windows(rng, case, windows, args.count)
+    existing = mask
+    if case.fence:  # the windows so far and everything the analyst has no truth for
+        existing = mask.replace("windows.gpkg", "existing.gpkg")
+        windows_to_polygons(existing, case.wkt, case.gt, windows, case.size, extra=case.fence)
+    proposals, _, _ = suggest(SuggestConfig(input=case.image, model=model, count=args.count, strategy=strategy,
+                                            window_size=case.size, existing_labels=existing,
+                                            extent=case.extent(case.pool), precision="full", seed=seed),
+                              log=lambda m: None)
+    outside = [(p.row, p.col) for p in proposals
+               if case.valid[p.row:p.row + p.size, p.col:p.col + p.size].mean() < case.min_share]
+    if case.fence and outside:  # the simulated analyst could not label these: the benchmark would be unfair
+        raise SystemExit(f"{strategy} proposed windows outside the known truth: {outside}")
+    return [(p.row, p.col) for p in proposals]
+
+
+def run_seed(seed, args, work, case) -> dict:
+    """One seed: the same random start and the same first model for every strategy, then each strategy's
+    rounds (strategies interleaved, so a change in the machine's load touches them alike)."""
+    start = random_windows(np.random.default_rng(seed), case, [], args.start)
+    model0, miou0, mask0 = train_round(f"start-{seed}", start, seed, args, work, case)
+    print(f"  {'(start)':<12} seed {seed} round 0: {len(start):2d} windows, test mIoU {miou0:.3f}", flush=True)
+    state = {s: (list(start), model0, mask0, [miou0], np.random.default_rng(1000 + seed)) for s in STRATEGIES}
+    for rnd in range(1, args.rounds + 1):
+        for strategy in STRATEGIES:
+            windows, model, mask, scores, rng = state[strategy]
+            windows = windows + choose(strategy, rng, case, windows, model, mask, seed, args)
+            model, miou, mask = train_round(f"{strategy}-{seed}-{rnd}", windows, seed, args, work, case)
+            scores.append(miou)
+            state[strategy] = (windows, model, mask, scores, rng)
+            print(f"  {strategy:<12} seed {seed} round {rnd}: {len(windows):2d} windows, test mIoU {miou:.3f}", flush=True)
+    return {s: state[s][3] for s in STRATEGIES}
 
 
 def main() -> None:
@@ -259,9 +275,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="unet-al-") as work:
         args.work = work
         case = {"nc": nc_case, "dubai": dubai_case, "befl": befl_case}[args.data](args)
-        for strategy in ("random", "uncertainty", "diverse"):
-            seeds = range(args.first_seed, args.first_seed + args.seeds)
-            results[strategy] = [run_strategy(strategy, seed, args, work, case) for seed in seeds]
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            for strategy, scores in run_seed(seed, args, work, case).items():
+                results.setdefault(strategy, []).append(scores)
     labelled = [args.start + r * args.count for r in range(args.rounds + 1)]
     print("\nmean test mIoU by labelled windows (" + ", ".join(map(str, labelled)) + "):")
     for strategy, runs in results.items():

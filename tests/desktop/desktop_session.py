@@ -78,7 +78,11 @@ def run():
         feedback=QgsProcessingFeedback(), context=context)
     step("train", model=os.path.exists(model), miou=train.get("VALIDATION_MIOU"),
          triton=repr(sys.modules.get("triton", "absent")))
-    iface.addRasterLayer(os.path.join(DATA, "nc_lsat7_2000_6band.tif"), "Landsat 7 (2000)")
+    imagery = iface.addRasterLayer(os.path.join(DATA, "nc_lsat7_2000_6band.tif"), "Landsat 7 (2000)")
+    from qgis.core import QgsContrastEnhancement, QgsMultiBandColorRenderer
+
+    imagery.setRenderer(QgsMultiBandColorRenderer(imagery.dataProvider(), 3, 2, 1))  # bands 3-2-1: true colour
+    imagery.setContrastEnhancement(QgsContrastEnhancement.StretchToMinimumMaximum)
     classes = os.path.join(OUT, "classes.tif")
     processing.runAndLoadResults("unet:classifyraster", {
         "INPUT": os.path.join(DATA, "nc_lsat7_2000_6band.tif"), "MODEL": model, "OUTPUT": classes},
@@ -177,11 +181,12 @@ def labelling_round(project, context, model, class_layer):
 
     image = os.path.join(DATA, "nc_lsat7_2000_6band.tif")
     windows = os.path.join(OUT, "windows.gpkg")
-    class_layer.renderer().setOpacity(0.5)
     processing.runAndLoadResults("unet:suggestlabelingareas", {"INPUT": image, "MODEL": model, "COUNT": 6,
                                                                 "OUTPUT": windows},
                                  feedback=QgsProcessingFeedback(), context=context)
     layer = loaded(project, windows)
+    class_layer.renderer().setOpacity(0.5)
+    class_layer.triggerRepaint()
     placed = boxes(windows)
     step("suggest", loaded=layer is not None, renderer=layer.renderer().type() if layer else None,
          labelled_by=layer.labeling().settings().fieldName if layer and layer.labelsEnabled() else None,
@@ -222,7 +227,19 @@ def labelling_round(project, context, model, class_layer):
          next_on_labelled=sum(a.Intersection(b).GetArea() > 0 for a in following for b in placed))
     if new_classes is not None:
         new_classes.renderer().setOpacity(0.5)
-    project.layerTreeRoot().findLayer(labels_layer.id()).setItemVisibilityChecked(False)
+    root = project.layerTreeRoot()
+    root.findLayer(labels_layer.id()).setItemVisibilityChecked(False)
+    # the windows labelled so far in white, the next ones on top
+    from qgis.core import QgsFillSymbol, QgsSingleSymbolRenderer
+
+    layer.setRenderer(QgsSingleSymbolRenderer(QgsFillSymbol.createSimple(
+        {"style": "no", "outline_color": "white", "outline_width": "0.6"})))
+    layer.setLabelsEnabled(False)
+    layer.setName("labelled windows")
+    if next_layer is not None:
+        node = root.findLayer(next_layer.id())
+        root.insertChildNode(0, node.clone())
+        node.parent().removeChildNode(node)
     grab("loop_next.png")
 
 

@@ -170,7 +170,8 @@ def write_points_qml(path: str, classes: list[dict]) -> str:
 
 
 def write_windows_qml(path: str) -> str:
-    """The style of proposed windows: outlines shaded from red (rank 1) to yellow, labelled with their rank."""
+    """The style of proposed windows: outlines shaded from red (rank 1) to yellow, labelled with their rank
+    (on a white halo, readable over a class map)."""
     from .outputs import style_path, write_text
 
     qml = ("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
@@ -189,6 +190,8 @@ def write_windows_qml(path: str) -> str:
            '<prop k="color" v="0,0,0,0"/><prop k="style" v="no"/><prop k="outline_color" v="230,60,20,255"/>'
            '<prop k="outline_width" v="0.8"/></layer></symbol></symbols></renderer-v2>\n'
            '<labeling type="simple"><settings calloutType="simple"><text-style fieldName="rank" fontSize="11" '
-           'fontWeight="75" textColor="230,60,20,255" isExpression="0"/><placement placement="1"/></settings>'
+           'fontWeight="75" textColor="230,60,20,255" isExpression="0"><text-buffer bufferDraw="1" bufferSize="0.8" '
+           'bufferSizeUnits="MM" bufferColor="255,255,255,255" bufferOpacity="0.8"/></text-style>'
+           '<placement placement="1"/></settings>'
            '</labeling>\n</qgis>\n')
     return write_text(style_path(path), "OUTPUT", qml)
