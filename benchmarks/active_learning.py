@@ -100,26 +100,17 @@ def dubai_case(args) -> Case:
 def befl_case(args) -> Case:
     """Belgian fields: windows of 16 px (160 m) inside the 'train' label windows, chips of 64 px; the
     'validation' windows test. Truth: 1 background, 2 field inside the label windows, 0 (unknown) elsewhere."""
+    from accuracy import rasterize
     from osgeo import gdal, ogr
 
     image = os.path.join(BEFL, "befl_s2_b08_b04_b03.tif")
     ds = gdal.Open(image)
     h, w, gt = ds.RasterYSize, ds.RasterXSize, ds.GetGeoTransform()
 
-    def burn(path, where=None):
-        mem = gdal.GetDriverByName("MEM").Create("", w, h, 1, gdal.GDT_Byte)
-        mem.SetGeoTransform(gt)
-        mem.SetProjection(ds.GetProjection())
-        src = ogr.Open(path)
-        layer = src.GetLayer(0)
-        if where:
-            layer.SetAttributeFilter(where)
-        gdal.RasterizeLayer(mem, [1], layer, burn_values=[1])
-        return mem.ReadAsArray().astype(bool)
-
     locations = os.path.join(BEFL, "fields_locations.gpkg")
-    train, test = burn(locations, "traindata_type = 'train'"), burn(locations, "traindata_type = 'validation'")
-    fields = burn(os.path.join(BEFL, "fields_polygons.gpkg"))
+    train, test = rasterize(image, locations, "traindata_type = 'train'"), rasterize(image, locations,
+                                                                                      "traindata_type = 'validation'")
+    fields = rasterize(image, os.path.join(BEFL, "fields_polygons.gpkg"))
     truth = os.path.join(args.work, "befl_truth.tif")
     out = gdal.GetDriverByName("GTiff").Create(truth, w, h, 1, gdal.GDT_Byte)
     out.SetGeoTransform(gt)
@@ -283,6 +274,12 @@ def main() -> None:
     for strategy, runs in results.items():
         mean = np.mean(runs, axis=0)
         print(f"  {strategy:<12} " + "  ".join(f"{v:.3f}" for v in mean))
+    if len(results["random"]) > 1:  # paired by seed: the same start, the same test area
+        print("difference from random, mean ± standard error over the seeds:")
+        for strategy in STRATEGIES[1:]:
+            d = np.array(results[strategy]) - np.array(results["random"])
+            se = d.std(0, ddof=1) / np.sqrt(len(d))
+            print(f"  {strategy:<12} " + "  ".join(f"{m:+.3f}±{e:.3f}" for m, e in zip(d.mean(0), se)))
     try:
         import matplotlib
 
