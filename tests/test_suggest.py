@@ -119,3 +119,41 @@ def test_suggest_errors_name_the_parameter(no_qgis, tiny_model, tmp_path):
                   f"OUTPUT={tmp_path / 'x.gpkg'}")
         assert run.returncode == 1 and f"Error: {key}: " in run.stderr and "Traceback" not in run.stderr, (key, run.stderr)
     assert not os.path.exists(tmp_path / "x.gpkg")
+
+
+def test_a_real_models_most_uncertain_windows_are_proposed(no_qgis, tiny_model, tmp_path):
+    """The model's uncertainty known independently: Classify Raster's own class probabilities for the
+    NC scene, their normalised entropy averaged over every 64-px window position. The proposals
+    (``uncertainty``) carry that mean, the first is (nearly) the most uncertain place of the scene
+    and all of them lie in its most uncertain quarter (five windows placed at random would all be
+    there one time in a thousand)."""
+    env = no_qgis()
+    probs, classes = tmp_path / "p.tif", tmp_path / "c.tif"
+    run = cli(env, "classifyraster", f"INPUT={NC_IMAGE}", f"MODEL={tiny_model[0]}", f"OUTPUT={classes}",
+              f"OUTPUT_PROBABILITIES={probs}", "PRECISION=full")
+    assert run.returncode == 0, run.stderr
+    run = cli(env, "suggestlabelingareas", f"INPUT={NC_IMAGE}", f"MODEL={tiny_model[0]}", "COUNT=5",
+              "STRATEGY=uncertainty", "PRECISION=full", f"OUTPUT={tmp_path / 'w.gpkg'}")
+    assert run.returncode == 0, run.stderr
+    c = gdal.Open(str(classes))
+    valid = c.ReadAsArray() != c.GetRasterBand(1).GetNoDataValue()
+    p = gdal.Open(str(probs)).ReadAsArray().astype(np.float64)
+    p /= np.maximum(p.sum(0, keepdims=True), 1e-9)
+    entropy = np.where(valid, -(p * np.log(np.clip(p, 1e-6, 1))).sum(0) / np.log(p.shape[0]), 0.0)
+
+    def window_sums(a, s=64):
+        i = np.pad(np.cumsum(np.cumsum(a, 0), 1), ((1, 0), (1, 0)))
+        return i[s:, s:] - i[:-s, s:] - i[s:, :-s] + i[:-s, :-s]
+
+    n = window_sums(valid.astype(np.float64))
+    mean = np.where(n >= 0.75 * 64 * 64, window_sums(entropy) / np.maximum(n, 1), np.nan)
+    gt = c.GetGeoTransform()
+    windows = _windows(tmp_path / "w.gpkg")
+    found = []
+    for w in windows:
+        col, row = round((w["bounds"][0] - gt[0]) / gt[1]), round((w["bounds"][3] - gt[3]) / gt[5])
+        assert w["uncertainty"] == pytest.approx(mean[row, col], abs=0.01)  # what the model says there
+        found.append(mean[row, col])
+    assert len(found) == 5
+    assert found[0] >= 0.95 * np.nanmax(mean)
+    assert min(found) >= np.nanpercentile(mean, 75)
