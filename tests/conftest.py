@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import gc
 import importlib
 import importlib.util
@@ -35,6 +36,10 @@ sys.path.insert(0, _LINKS)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # exported ONNX graphs go to a cache of the test run, not the user's (child processes inherit it)
 os.environ["UNET_CACHE_DIR"] = tempfile.mkdtemp(prefix="unet-test-cache-")
+# both removed when the run ends (a cache holds about 400 MB of graphs; runs must not fill the disk)
+atexit.register(shutil.rmtree, os.environ["UNET_CACHE_DIR"], True)
+atexit.register(os.rmdir, _LINKS)  # runs last: after the link to the checkout (never the checkout) is gone
+atexit.register(os.unlink, os.path.join(_LINKS, PACKAGE))
 
 
 def qgis_python_path() -> str:
